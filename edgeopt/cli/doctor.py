@@ -1,0 +1,61 @@
+"""`edgeopt doctor`: what this machine has for running and measuring models."""
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from .output import JSON_OPTION_HELP, console, emit
+
+
+def collect() -> dict[str, Any]:
+    from edgeopt.core.environment import cpu_info, cuda_devices, package_versions
+    from edgeopt.runtimes import runtime_report
+
+    info: dict[str, Any] = {"cpu": cpu_info(), "cuda": cuda_devices(), "versions": package_versions()}
+    try:
+        import onnxruntime
+
+        info["onnxruntime_providers"] = onnxruntime.get_available_providers()
+    except ImportError:
+        info["onnxruntime_providers"] = []
+    try:
+        import openvino
+
+        info["openvino_devices"] = openvino.Core().available_devices
+    except ImportError:
+        info["openvino_devices"] = []
+    try:
+        import tensorrt
+
+        info["tensorrt"] = {"importable": True, "version": tensorrt.__version__}
+    except ImportError as error:
+        info["tensorrt"] = {"importable": False, "reason": str(error)}
+    info["runtimes"] = runtime_report()
+    return info
+
+
+def render(info: dict[str, Any]) -> None:
+    cpu = info["cpu"]
+    table = Table(title="edgeopt doctor", show_header=False)
+    table.add_row("CPU", f"{cpu['model']} ({cpu['arch']})")
+    table.add_row("cores", f"{cpu['logical_cores']} logical, {cpu['physical_cores']} physical, "
+                           f"{cpu['usable_cores']} usable")
+    table.add_row("ISA", " ".join(flag for flag, present in cpu["isa"].items() if present) or "-")
+    table.add_row("memory", f"{cpu['memory_bytes'] / 2**30:.1f} GiB")
+    table.add_row("CUDA GPUs", ", ".join(d["name"] for d in info["cuda"]) or "none")
+    table.add_row("ORT providers", ", ".join(info["onnxruntime_providers"]) or "-")
+    table.add_row("OpenVINO devices", ", ".join(info["openvino_devices"]) or "-")
+    trt = info["tensorrt"]
+    table.add_row("TensorRT", trt.get("version") if trt["importable"] else f"not importable ({trt['reason']})")
+    for name, runtime in info["runtimes"].items():
+        state = "[green]available[/]" if runtime["ok"] else f"[yellow]unavailable[/]: {runtime['reason']}"
+        table.add_row(f"runtime {name}", f"{state} {', '.join(runtime['devices'])}")
+    table.add_row("versions", ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    console.print(table)
+
+
+def doctor(as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
+    """Report this machine: CPU, ISA flags, memory, GPUs, ONNX Runtime providers, OpenVINO devices, TensorRT."""
+    emit(collect(), as_json, render)

@@ -1,0 +1,1 @@
+"""The ground floor: artifacts, data, models, training. Imports no wing (optimize/export/runtimes/benchmarks)."""

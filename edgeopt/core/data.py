@@ -1,0 +1,276 @@
+"""Real data, offline: Fashion-MNIST images and Rotten Tomatoes sentiment snippets, or the user's own.
+
+Every data set comes as seeded train / validation / test splits; each split carries a sha256 of its
+contents so a measurement can be traced to the exact data it used.
+"""
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataUnavailable, InvalidInput
+from .paths import BUNDLED_DATA_DIR
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+SENTIMENT_FILE = BUNDLED_DATA_DIR / "rotten_tomatoes_corpus_full.csv.bz2"
+SENTIMENT_SHA256 = "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"
+SENTIMENT_CLASSES = ["rotten", "fresh"]
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
+}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: inputs (uint8 images N x H x W, or a list of strings) and integer labels."""
+
+    name: str
+    inputs: np.ndarray | list[str]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @cached_property
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        if isinstance(self.inputs, np.ndarray):
+            digest.update(np.ascontiguousarray(self.inputs).tobytes())
+        else:
+            for text in self.inputs:
+                digest.update(text.encode("utf-8") + b"\0")
+        digest.update(np.asarray(self.labels, dtype=np.int64).tobytes())
+        return digest.hexdigest()
+
+    def subset(self, count: int | None, seed: int = 0) -> "Split":
+        """A seeded random subset (the whole split when count is None or larger)."""
+        if count is None or count >= len(self):
+            return self
+        index = np.sort(np.random.default_rng(seed).permutation(len(self))[:count])
+        inputs = self.inputs[index] if isinstance(self.inputs, np.ndarray) else [self.inputs[i] for i in index]
+        return Split(f"{self.name}[{count}@{seed}]", inputs, self.labels[index])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    kind: str  # "image" or "text"
+    classes: list[str]
+    train: Split
+    val: Split
+    test: Split
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> Split:
+        if name not in ("train", "val", "test"):
+            raise InvalidInput(f"unknown split {name!r}; expected one of train, val, test")
+        return getattr(self, name)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name, "kind": self.kind, "source": self.source, "classes": self.classes,
+            "splits": {s.name: {"size": len(s), "sha256": s.sha256} for s in (self.train, self.val, self.test)},
+        }
+
+
+def _seeded_split(count: int, fractions: tuple[float, float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = int(round(count * fractions[0]))
+    n_test = int(round(count * fractions[1]))
+    return np.sort(order[n_val + n_test:]), np.sort(order[:n_val]), np.sort(order[n_val:n_val + n_test])
+
+
+# ---------------------------------------------------------------- images
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally .gz) into a numpy array; errors name the file and what was wrong."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as error:
+        raise InvalidInput(f"{path}: cannot read IDX file: {error}") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise InvalidInput(f"{path}: not an unsigned-byte IDX file (bad magic number)")
+    ndim = data[3]
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    expected = int(np.prod(dims))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != expected:
+        raise InvalidInput(f"{path}: truncated IDX file: header says {dims} ({expected} bytes), found {body.size}")
+    return body.reshape(dims)
+
+
+def _find_idx(root: Path, stem: str) -> Path | None:
+    for candidate in (root / f"{stem}.gz", root / stem):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def load_idx_dir(root: Path | str = FASHION_MNIST_DIR, name: str = "fashion-mnist",
+                 val_size: int = 5000, seed: int = 0, classes: list[str] | None = None) -> Dataset:
+    """MNIST-style IDX files: the official train file is split seeded into train/val; the test file is test."""
+    root = Path(root)
+    files = {key: _find_idx(root, stem) for key, stem in IDX_FILES.items()}
+    missing = [IDX_FILES[k] for k, v in files.items() if v is None]
+    if missing:
+        hint = (" Install the Debian package: `apt-get install dataset-fashion-mnist`."
+                if root == FASHION_MNIST_DIR else "")
+        raise DataUnavailable(f"{root}: missing IDX file(s) {', '.join(missing)} (.gz or plain).{hint}")
+    train_x, train_y = read_idx(files["train_images"]), read_idx(files["train_labels"]).astype(np.int64)
+    test_x, test_y = read_idx(files["test_images"]), read_idx(files["test_labels"]).astype(np.int64)
+    if len(train_x) != len(train_y) or len(test_x) != len(test_y):
+        raise InvalidInput(f"{root}: image and label counts differ ({len(train_x)}/{len(train_y)} train, "
+                           f"{len(test_x)}/{len(test_y)} test)")
+    order = np.random.default_rng(seed).permutation(len(train_x))
+    val_index, train_index = np.sort(order[:val_size]), np.sort(order[val_size:])
+    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    classes = classes or (FASHION_MNIST_CLASSES if n_classes == 10 and name == "fashion-mnist"
+                          else [str(i) for i in range(n_classes)])
+    return Dataset(name=name, kind="image", classes=classes, source=str(root),
+                   train=Split("train", train_x[train_index], train_y[train_index]),
+                   val=Split("val", train_x[val_index], train_y[val_index]),
+                   test=Split("test", test_x, test_y))
+
+
+def load_image_folder(root: Path | str, size: int = 28, seed: int = 0,
+                      fractions: tuple[float, float] = (0.1, 0.1)) -> Dataset:
+    """ImageFolder layout (root/CLASS/*.png), converted to grayscale size x size.
+
+    With root/train and root/test subfolders those are used as given; otherwise splits are seeded.
+    """
+    from PIL import Image
+
+    root = Path(root)
+
+    def read_tree(base: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        images, labels = [], []
+        for label, cls in enumerate(classes):
+            for file in sorted((base / cls).iterdir()) if (base / cls).is_dir() else []:
+                if file.suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                try:
+                    with Image.open(file) as img:
+                        images.append(np.asarray(img.convert("L").resize((size, size)), dtype=np.uint8))
+                except OSError as error:
+                    raise InvalidInput(f"{file}: not a readable image: {error}") from None
+                labels.append(label)
+        return np.stack(images) if images else np.zeros((0, size, size), np.uint8), np.asarray(labels, np.int64)
+
+    if not root.is_dir():
+        raise InvalidInput(f"{root}: not a directory (expected an ImageFolder layout root/CLASS/image.png)")
+    has_splits = (root / "train").is_dir() and (root / "test").is_dir()
+    class_root = root / "train" if has_splits else root
+    classes = sorted(p.name for p in class_root.iterdir() if p.is_dir())
+    if not classes:
+        raise InvalidInput(f"{root}: no class folders found (expected root/CLASS/image.png)")
+    if has_splits:
+        x, y = read_tree(root / "train", classes)
+        test_x, test_y = read_tree(root / "test", classes)
+        order = np.random.default_rng(seed).permutation(len(x))
+        n_val = max(1, int(len(x) * fractions[0]))
+        val_i, train_i = np.sort(order[:n_val]), np.sort(order[n_val:])
+        splits = (Split("train", x[train_i], y[train_i]), Split("val", x[val_i], y[val_i]),
+                  Split("test", test_x, test_y))
+    else:
+        x, y = read_tree(root, classes)
+        if len(x) < 3:
+            raise InvalidInput(f"{root}: found {len(x)} images; need at least 3 to split train/val/test")
+        train_i, val_i, test_i = _seeded_split(len(x), fractions, seed)
+        splits = tuple(Split(n, x[i], y[i]) for n, i in (("train", train_i), ("val", val_i), ("test", test_i)))
+    return Dataset(name=root.name, kind="image", classes=classes, source=str(root),
+                   train=splits[0], val=splits[1], test=splits[2])
+
+
+# ---------------------------------------------------------------- text
+
+def load_rotten_tomatoes(seed: int = 0, fractions: tuple[float, float] = (0.1, 0.1)) -> Dataset:
+    """The bundled Rotten Tomatoes snippets (fresh=1 / rotten=0; 'plot' rows dropped), 80/10/10 seeded."""
+    if not SENTIMENT_FILE.exists():
+        raise DataUnavailable(f"{SENTIMENT_FILE}: bundled sentiment data missing; reinstall edgeopt")
+    with bz2.open(SENTIMENT_FILE, "rt", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    texts, labels = [], []
+    for row in rows:
+        if row["category"] in SENTIMENT_CLASSES:
+            texts.append(row["text"])
+            labels.append(SENTIMENT_CLASSES.index(row["category"]))
+    return _text_dataset("rotten-tomatoes", texts, labels, SENTIMENT_CLASSES, str(SENTIMENT_FILE), seed, fractions)
+
+
+def load_text_csv(path: Path | str, seed: int = 0, fractions: tuple[float, float] = (0.1, 0.1)) -> Dataset:
+    """A user CSV with a header and columns `text,label` (label: an integer or a class name)."""
+    path = Path(path)
+    opener = bz2.open if path.suffix == ".bz2" else gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            fields = reader.fieldnames or []
+            if "text" not in fields or "label" not in fields:
+                raise InvalidInput(f"{path}: CSV header is {fields}; expected columns 'text' and 'label'")
+            rows = [(row["text"], row["label"]) for row in reader]
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{path}: cannot read CSV: {error}") from None
+    if len(rows) < 3:
+        raise InvalidInput(f"{path}: {len(rows)} rows; need at least 3 to split train/val/test")
+    raw = [label for _, label in rows]
+    if all(r.strip().lstrip("-").isdigit() for r in raw):
+        classes = [str(i) for i in range(max(int(r) for r in raw) + 1)]
+        labels = [int(r) for r in raw]
+    else:
+        classes = sorted(set(raw))
+        labels = [classes.index(r) for r in raw]
+    return _text_dataset(path.stem, [t for t, _ in rows], labels, classes, str(path), seed, fractions)
+
+
+def _text_dataset(name, texts, labels, classes, source, seed, fractions) -> Dataset:
+    labels = np.asarray(labels, dtype=np.int64)
+    train_i, val_i, test_i = _seeded_split(len(texts), fractions, seed)
+    pick = lambda index: [texts[i] for i in index]  # noqa: E731
+    return Dataset(name=name, kind="text", classes=classes, source=source,
+                   train=Split("train", pick(train_i), labels[train_i]),
+                   val=Split("val", pick(val_i), labels[val_i]),
+                   test=Split("test", pick(test_i), labels[test_i]))
+
+
+# ---------------------------------------------------------------- dispatch
+
+BUILTIN_DATASETS = {"fashion-mnist": lambda: load_idx_dir(), "rotten-tomatoes": lambda: load_rotten_tomatoes()}
+
+
+def load_dataset(spec: str | Path) -> Dataset:
+    """A built-in name (fashion-mnist, rotten-tomatoes), a directory of IDX files or images, or a text CSV."""
+    spec_str = str(spec)
+    if spec_str in BUILTIN_DATASETS:
+        return BUILTIN_DATASETS[spec_str]()
+    path = Path(spec_str).expanduser()
+    if not path.exists():
+        raise InvalidInput(f"{spec}: no such data set; expected one of {', '.join(BUILTIN_DATASETS)}, "
+                           "a directory of IDX files, an ImageFolder directory, or a CSV file (text,label)")
+    if path.is_dir():
+        if _find_idx(path, IDX_FILES["train_images"]):
+            return load_idx_dir(path, name=path.name)
+        return load_image_folder(path)
+    return load_text_csv(path)
+
+
+def sentiment_bytes_sha256() -> str:
+    return hashlib.sha256(SENTIMENT_FILE.read_bytes()).hexdigest()
+
+
+__all__ = ["Dataset", "Split", "load_dataset", "load_idx_dir", "load_image_folder", "load_rotten_tomatoes",
+           "load_text_csv", "read_idx", "FASHION_MNIST_CLASSES", "SENTIMENT_CLASSES"]

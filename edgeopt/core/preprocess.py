@@ -1,0 +1,148 @@
+"""Preprocessors turn raw samples (uint8 images, strings) into a model's named input arrays.
+
+They are saved beside every artifact (`artifact.preprocess` + files), so an ONNX or OpenVINO artifact can
+be evaluated on raw test data without the torch model that produced it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .artifacts import Family, TensorSpec
+
+FASHION_MNIST_MEAN, FASHION_MNIST_STD = 0.2860, 0.3530
+TOKEN_PATTERN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+PAD, UNK = "<pad>", "<unk>"
+
+
+class Preprocessor(Protocol):
+    family: Family
+
+    def __call__(self, samples: Any) -> dict[str, np.ndarray]: ...
+
+    def to_spec(self) -> dict[str, Any]: ...
+
+    def input_specs(self) -> list[TensorSpec]: ...
+
+
+class ImagePreprocessor:
+    """uint8 N x H x W (or N x C x H x W) -> float32 N x C x H x W, normalised."""
+
+    family = Family.CNN
+
+    def __init__(self, mean: float = FASHION_MNIST_MEAN, std: float = FASHION_MNIST_STD,
+                 channels: int = 1, size: int = 28):
+        self.mean, self.std, self.channels, self.size = mean, std, channels, size
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[:, None]
+        pixels = (images.astype(np.float32) / 255.0 - self.mean) / self.std
+        return {"pixel_values": pixels.astype(np.float32)}
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"kind": "image", "mean": self.mean, "std": self.std, "channels": self.channels,
+                "size": self.size, "files": []}
+
+    def input_specs(self) -> list[TensorSpec]:
+        return [TensorSpec(name="pixel_values", dtype="float32", shape=["batch", self.channels, self.size, self.size])]
+
+
+def tokenize(text: str) -> list[str]:
+    return TOKEN_PATTERN.findall(text.lower())
+
+
+class VocabEncoder:
+    """Word-level vocabulary built from the train split; right-padded int64 ids (pad id 0, unknown id 1)."""
+
+    family = Family.LSTM
+    vocab_file = "vocab.json"
+
+    def __init__(self, vocab: list[str], max_len: int = 64):
+        self.vocab = vocab
+        self.index = {word: i for i, word in enumerate(vocab)}
+        self.max_len = max_len
+
+    @classmethod
+    def build(cls, texts: list[str], max_size: int = 12000, min_count: int = 2, max_len: int = 64) -> "VocabEncoder":
+        counts = Counter(token for text in texts for token in tokenize(text))
+        words = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count]
+        return cls([PAD, UNK] + words[: max_size - 2], max_len)
+
+    def __call__(self, texts: list[str], max_len: int | None = None) -> dict[str, np.ndarray]:
+        limit = max_len or self.max_len
+        rows = [[self.index.get(t, 1) for t in tokenize(text)][:limit] or [1] for text in texts]
+        width = max(len(r) for r in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+        return {"input_ids": ids}
+
+    def save(self, directory: Path) -> None:
+        (Path(directory) / self.vocab_file).write_text(json.dumps(self.vocab))
+
+    @classmethod
+    def load(cls, directory: Path, spec: dict[str, Any]) -> "VocabEncoder":
+        return cls(json.loads((Path(directory) / spec["vocab_file"]).read_text()), spec.get("max_len", 64))
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"kind": "vocab", "vocab_file": self.vocab_file, "vocab_size": len(self.vocab),
+                "max_len": self.max_len, "files": [self.vocab_file]}
+
+    def input_specs(self) -> list[TensorSpec]:
+        return [TensorSpec(name="input_ids", dtype="int64", shape=["batch", "sequence"])]
+
+
+class WordPieceEncoder:
+    """A Hugging Face tokenizer directory (AutoTokenizer) -> input_ids + attention_mask, padded to the batch."""
+
+    family = Family.BERT
+    tokenizer_dir = "tokenizer"
+
+    def __init__(self, tokenizer: Any, max_len: int = 64):
+        self.tokenizer, self.max_len = tokenizer, max_len
+
+    @classmethod
+    def from_pretrained(cls, directory: Path | str, max_len: int = 64) -> "WordPieceEncoder":
+        from transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(str(directory)), max_len)
+
+    def __call__(self, texts: list[str], max_len: int | None = None) -> dict[str, np.ndarray]:
+        encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_len or self.max_len,
+                                 return_tensors="np")
+        return {"input_ids": encoded["input_ids"].astype(np.int64),
+                "attention_mask": encoded["attention_mask"].astype(np.int64)}
+
+    def save(self, directory: Path) -> None:
+        self.tokenizer.save_pretrained(str(Path(directory) / self.tokenizer_dir))
+
+    @classmethod
+    def load(cls, directory: Path, spec: dict[str, Any]) -> "WordPieceEncoder":
+        return cls.from_pretrained(Path(directory) / spec["tokenizer_dir"], spec.get("max_len", 64))
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"kind": "wordpiece", "tokenizer_dir": self.tokenizer_dir, "max_len": self.max_len,
+                "files": [self.tokenizer_dir]}
+
+    def input_specs(self) -> list[TensorSpec]:
+        return [TensorSpec(name="input_ids", dtype="int64", shape=["batch", "sequence"]),
+                TensorSpec(name="attention_mask", dtype="int64", shape=["batch", "sequence"])]
+
+
+def load_preprocessor(directory: Path, spec: dict[str, Any]) -> Preprocessor:
+    """Rebuild the preprocessor an artifact was saved with."""
+    kind = spec.get("kind")
+    if kind == "image":
+        return ImagePreprocessor(spec["mean"], spec["std"], spec.get("channels", 1), spec.get("size", 28))
+    if kind == "vocab":
+        return VocabEncoder.load(directory, spec)
+    if kind == "wordpiece":
+        return WordPieceEncoder.load(directory, spec)
+    raise ValueError(f"{directory}: unknown preprocess kind {kind!r}; expected image, vocab or wordpiece")

@@ -1,0 +1,86 @@
+"""The one Runtime interface every backend implements: load an artifact, describe it, run a batch, close."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgeopt.core.artifacts import Artifact, Format, TensorSpec
+from edgeopt.core.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a runtime can be used on this machine, on which devices, and if not, what to install."""
+
+    ok: bool
+    reason: str = ""
+    devices: tuple[str, ...] = ()
+    version: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class RuntimeConfig(BaseModel):
+    """Options every runtime understands; a runtime may subclass it with its own typed options."""
+
+    model_config = ConfigDict(extra="forbid")
+    device: str = Field("cpu", description="cpu, cuda, cuda:N, or an OpenVINO device name (CPU, GPU, NPU)")
+    threads: int | None = Field(None, ge=1, description="intra-op threads; None = the runtime's default")
+    precision_hint: str | None = Field(None, description="OpenVINO INFERENCE_PRECISION_HINT (f32 for parity); "
+                                                          "None = the hardware default, for speed")
+
+
+class Runtime(ABC):
+    """Load once, then run batches of named numpy inputs; returns the logits as a numpy array."""
+
+    name: ClassVar[str]
+    formats: ClassVar[tuple[Format, ...]]
+    config_class: ClassVar[type[RuntimeConfig]] = RuntimeConfig
+
+    def __init__(self, artifact: Artifact, config: RuntimeConfig | None = None):
+        if artifact.format not in self.formats:
+            raise InvalidInput(f"{artifact.path}: runtime {self.name!r} runs {', '.join(self.formats)} artifacts, "
+                               f"not {artifact.format}")
+        self.artifact = artifact
+        self.config = config or self.config_class()
+
+    @classmethod
+    @abstractmethod
+    def availability(cls) -> Availability:
+        """Probe (cheaply, without loading a model) whether this runtime works here."""
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self.artifact.inputs
+
+    @abstractmethod
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """One batch of named inputs -> logits (batch x classes)."""
+
+    def close(self) -> None:
+        """Release the model and any device memory."""
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def check_inputs(self, inputs: dict[str, np.ndarray]) -> None:
+        """Fail with a clear message when names, ranks or dtypes do not match the artifact's input spec."""
+        expected = {spec.name: spec for spec in self.inputs}
+        missing = sorted(set(expected) - set(inputs))
+        unknown = sorted(set(inputs) - set(expected))
+        if missing or unknown:
+            raise InvalidInput(f"{self.artifact.path}: inputs {sorted(inputs)} given; expected {sorted(expected)}")
+        for name, spec in expected.items():
+            value = inputs[name]
+            if value.ndim != len(spec.shape) or any(isinstance(d, int) and d != s for d, s in zip(spec.shape, value.shape)):
+                raise InvalidInput(f"{self.artifact.path}: input {name!r} has shape {list(value.shape)}; "
+                                   f"expected {spec.shape}")
+            if str(value.dtype) != spec.dtype:
+                raise InvalidInput(f"{self.artifact.path}: input {name!r} has dtype {value.dtype}; "
+                                   f"expected {spec.dtype}")
