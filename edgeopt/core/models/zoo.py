@@ -120,21 +120,36 @@ def train_zoo_model(name: str, force: bool = False, out: Path | None = None, pro
     model.eval()
     test_accuracy = evaluate(model, preprocessor, data.test)
 
+    return save_torch_artifact(
+        model, arch, preprocessor, destination, name=name, family=entry.family, data=data,
+        recipe=[{"step": "train", **config.model_dump()}],
+        metrics={"test_accuracy": test_accuracy, "val_accuracy": result.best_val_accuracy,
+                 "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
+                 "history": result.history})
+
+
+def save_torch_artifact(model: torch.nn.Module, arch: dict[str, Any], preprocessor: Preprocessor,
+                        destination: Path, *, name: str, family: Family, data: Dataset,
+                        recipe: list[dict[str, Any]] | None = None, metrics: dict[str, Any] | None = None,
+                        parent: str | None = None) -> Artifact:
+    """Write a torch-format artifact atomically (staging dir, then rename): weights, preprocessing, manifest.
+
+    MACs and parameters at batch 1 are added to the metrics.
+    """
+    destination = Path(destination)
     staging = destination.with_name(destination.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    model.eval()
     model_file = save_torch_model(model, staging, arch)
     if isinstance(preprocessor, (VocabEncoder, WordPieceEncoder)):
         preprocessor.save(staging)
-    sample = preprocessor(data.test.inputs[:2])
-    macs, params = count_macs_params(model, sample)
+    macs, params = count_macs_params(model, preprocessor(data.test.inputs[:2]))
     artifact = Artifact(
-        name=name, family=entry.family, format=Format.TORCH, model_file=model_file, arch=arch,
+        name=name, family=family, format=Format.TORCH, model_file=model_file, arch=arch,
         preprocess=preprocessor.to_spec(), inputs=preprocessor.input_specs(), labels=data.classes,
-        dataset=data.describe(), recipe=[{"step": "train", **config.model_dump()}],
-        metrics={"test_accuracy": test_accuracy, "val_accuracy": result.best_val_accuracy,
-                 "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
-                 "history": result.history, "macs": macs, "params": params},
+        dataset=data.describe(), recipe=recipe or [], parent=parent,
+        metrics={**(metrics or {}), "macs": macs, "params": params},
     )
     artifact.path = staging
     artifact.save()
