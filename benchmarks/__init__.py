@@ -1,1 +1,15 @@
-"""edgeopt.benchmarks"""
+"""edgeopt.benchmarks: measure artifacts on runtimes and device profiles.
+
+    from edgeopt.benchmarks import bench, BenchConfig
+    rows = bench(["path/to/artifact"], runtimes=["onnxruntime"], devices=["cpu-1t"], config=BenchConfig(batch_sizes=[1, 8]))
+
+Latency (warm-up, percentiles, CI of the median, noise flag), peak memory, size, parameters, MACs, accuracy
+through the artifact's own runtime and fidelity to its FP32 parent, each candidate in its own process.
+"""
+from .latency import LatencyConfig, measure_latency, summarize
+from .profiles import DeviceProfile, get_profile, list_profiles
+from .results import ArtifactInfo, LatencyStats, Measurement
+from .sweep import BenchConfig, Candidate, bench, plan
+
+__all__ = ["ArtifactInfo", "BenchConfig", "Candidate", "DeviceProfile", "LatencyConfig", "LatencyStats", "Measurement",
+           "bench", "get_profile", "list_profiles", "measure_latency", "plan", "summarize"]

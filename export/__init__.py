@@ -1,1 +1,69 @@
-"""edgeopt.export"""
+"""edgeopt.export: torch/ONNX artifacts -> ONNX, OpenVINO IR and TensorRT engines, each checked for parity.
+
+One registry, filled explicitly below; one entry point, `export_artifact`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from edgeopt.core.artifacts import Artifact, Format, Precision
+from edgeopt.core.errors import InvalidInput, ParityError
+
+from .base import Exporter
+from .onnx import OnnxExportConfig, OnnxExporter
+from .openvino import OpenVINOExportConfig, OpenVINOExporter
+from .specs import SPECS, ExportSpec, Tolerance, spec_for
+from .tensorrt import TensorRTExportConfig, TensorRTExporter
+from .verify import verify_parity
+
+EXPORTERS: dict[str, Exporter] = {
+    "onnx": OnnxExporter(),
+    "openvino": OpenVINOExporter(),
+    "tensorrt": TensorRTExporter(),
+}
+
+
+def export_artifact(artifact: Artifact | str | Path, fmt: str, out_dir: str | Path, precision: str = "fp32",
+                    options: BaseModel | dict[str, Any] | None = None, verify: bool = True) -> Artifact:
+    """Export `artifact` to format `fmt` in `out_dir`; with verify, check parity against it (ParityError if off).
+
+    The parity report is stored in `child.metrics["parity"]` (also when the check fails, so it can be inspected).
+    """
+    if not isinstance(artifact, Artifact):
+        artifact = Artifact.load(artifact)
+    if fmt not in EXPORTERS:
+        raise InvalidInput(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORTERS)}")
+    exporter = EXPORTERS[fmt]
+    try:
+        precision = Precision(precision)
+    except ValueError:
+        raise InvalidInput(f"unknown precision {precision!r}; expected one of "
+                           f"{', '.join(exporter.precisions)}") from None
+    if precision not in exporter.precisions:
+        raise InvalidInput(f"{fmt} export supports precision {', '.join(exporter.precisions)}, not {precision}"
+                           + ("; make int8 models with the quantize step" if precision == "int8" else ""))
+    if artifact.format not in exporter.sources:
+        raise InvalidInput(f"{artifact.path}: {fmt} export starts from {' or '.join(exporter.sources)} artifacts, "
+                           f"not {artifact.format}")
+    if isinstance(options, dict) or options is None:
+        options = exporter.config_class.model_validate(options or {})
+    elif not isinstance(options, exporter.config_class):
+        raise InvalidInput(f"{fmt} export takes {exporter.config_class.__name__} options, "
+                           f"not {type(options).__name__}")
+    child = exporter.export(artifact, Path(out_dir), precision, options)
+    if verify:
+        report = verify_parity(child, artifact, raise_on_failure=False)
+        child.metrics["parity"] = report
+        child.save()
+        if not report["ok"]:
+            from .verify import failure_message
+
+            raise ParityError(failure_message(child, report))
+    return child
+
+
+__all__ = ["EXPORTERS", "ExportSpec", "Exporter", "OnnxExportConfig", "OpenVINOExportConfig", "SPECS",
+           "TensorRTExportConfig", "Tolerance", "export_artifact", "spec_for", "verify_parity"]

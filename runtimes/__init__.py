@@ -1,26 +1,76 @@
 """edgeopt.runtimes: one Runtime interface over torch, ONNX Runtime, OpenVINO and TensorRT.
 
-The registry is filled by the explicit imports below; `available()` probes each without loading a model.
+The registry is filled by the explicit imports below; `availability()` probes each without loading a model.
+Callers use `load_runtime(artifact)` (the format's default runtime) or name one explicitly.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from edgeopt.core.artifacts import Artifact, Format
 from edgeopt.core.errors import BackendUnavailable, InvalidInput
 
 from .base import Availability, Runtime, RuntimeConfig
+from .onnxruntime_runtime import OnnxRuntimeConfig, OnnxRuntimeRuntime
+from .openvino_runtime import OpenVINORuntime
+from .tensorrt_runtime import TensorRTRuntime
+from .torch_runtime import TorchRuntime
 
-RUNTIMES: dict[str, type[Runtime]] = {}
+RUNTIMES: dict[str, type[Runtime]] = {
+    TorchRuntime.name: TorchRuntime,
+    OnnxRuntimeRuntime.name: OnnxRuntimeRuntime,
+    OpenVINORuntime.name: OpenVINORuntime,
+    TensorRTRuntime.name: TensorRTRuntime,
+}
+
+# The runtime an artifact runs on when none is named.
+DEFAULT_RUNTIME: dict[Format, str] = {
+    Format.TORCH: "torch", Format.ONNX: "onnxruntime", Format.OPENVINO: "openvino", Format.TENSORRT: "tensorrt",
+}
 
 
 def list_runtimes() -> list[str]:
     return sorted(RUNTIMES)
 
 
+def available_runtimes() -> list[str]:
+    """Registered runtimes that work on this machine."""
+    return [name for name in list_runtimes() if RUNTIMES[name].availability().ok]
+
+
+def runtimes_for_format(fmt: Format | str) -> list[str]:
+    """Registered runtimes that can run `fmt` artifacts, the default first (availability not checked)."""
+    fmt = Format(fmt)
+    others = sorted(name for name, cls in RUNTIMES.items() if fmt in cls.formats and name != DEFAULT_RUNTIME[fmt])
+    return [DEFAULT_RUNTIME[fmt], *others]
+
+
 def get_runtime_class(name: str) -> type[Runtime]:
     if name not in RUNTIMES:
         raise InvalidInput(f"unknown runtime {name!r}; expected one of {', '.join(list_runtimes())}")
     return RUNTIMES[name]
+
+
+def load_runtime(artifact: Artifact | str | Path, name: str | None = None,
+                 config: RuntimeConfig | dict[str, Any] | None = None) -> Runtime:
+    """Load `artifact` (or an artifact directory) into runtime `name` (default: the one for its format).
+
+    Raises BackendUnavailable when the runtime is not usable here, InvalidInput when it cannot run the format.
+    """
+    if not isinstance(artifact, Artifact):
+        artifact = Artifact.load(artifact)
+    name = name or DEFAULT_RUNTIME[artifact.format]
+    cls = get_runtime_class(name)
+    if artifact.format not in cls.formats:
+        raise InvalidInput(f"{artifact.path}: runtime {name!r} cannot run {artifact.format} artifacts; use one of "
+                           f"{', '.join(runtimes_for_format(artifact.format))}")
+    probe = cls.availability()
+    if not probe.ok:
+        raise BackendUnavailable(f"runtime {name!r} is not available: {probe.reason}")
+    if isinstance(config, RuntimeConfig):
+        config = config.model_dump(exclude_unset=True)
+    return cls(artifact, cls.config_class.model_validate(config or {}))
 
 
 def runtime_report() -> dict[str, dict[str, Any]]:
@@ -33,5 +83,6 @@ def runtime_report() -> dict[str, dict[str, Any]]:
     return report
 
 
-__all__ = ["Availability", "BackendUnavailable", "RUNTIMES", "Runtime", "RuntimeConfig", "get_runtime_class",
-           "list_runtimes", "runtime_report"]
+__all__ = ["Availability", "BackendUnavailable", "DEFAULT_RUNTIME", "OnnxRuntimeConfig", "RUNTIMES", "Runtime",
+           "RuntimeConfig", "available_runtimes", "get_runtime_class", "list_runtimes", "load_runtime",
+           "runtime_report", "runtimes_for_format"]

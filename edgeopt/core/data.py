@@ -121,10 +121,10 @@ def _find_idx(root: Path, stem: str) -> Path | None:
     return None
 
 
-def load_idx_dir(root: Path | str = FASHION_MNIST_DIR, name: str = "fashion-mnist",
+def load_idx_dir(root: Path | str | None = None, name: str = "fashion-mnist",
                  val_size: int = 5000, seed: int = 0, classes: list[str] | None = None) -> Dataset:
     """MNIST-style IDX files: the official train file is split seeded into train/val; the test file is test."""
-    root = Path(root)
+    root = Path(root) if root is not None else FASHION_MNIST_DIR
     files = {key: _find_idx(root, stem) for key, stem in IDX_FILES.items()}
     missing = [IDX_FILES[k] for k, v in files.items() if v is None]
     if missing:

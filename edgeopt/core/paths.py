@@ -16,3 +16,12 @@ def cache_dir() -> Path:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "edgeopt"
+
+
+def config_dir() -> Path:
+    """User configuration (device profiles, ...): $EDGEOPT_CONFIG, else $XDG_CONFIG_HOME/edgeopt, else ~/.config/edgeopt."""
+    explicit = os.environ.get("EDGEOPT_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "edgeopt"

@@ -14,7 +14,7 @@ from ..errors import CheckpointError, InvalidInput
 from .bert import BertClassifier
 from .cnn import CNNModel, ResNet
 from .lstm import RNNModel
-from .students import MobileNetV2Student, SqueezeNetStudent, TextCNNStudent
+from .students import MobileNetV2Student, RNNStudent, SqueezeNetStudent, TextCNNStudent
 
 BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "cnn": CNNModel,
@@ -23,6 +23,7 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "mobilenetv2": MobileNetV2Student,
     "squeezenet": SqueezeNetStudent,
     "textcnn": TextCNNStudent,
+    "rnn": RNNStudent,
 }
 
 
@@ -47,13 +48,53 @@ def load_torch_model(directory: Path, model_file: str, arch: dict[str, Any]) -> 
         state = torch.load(target, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated / foreign files
         raise CheckpointError(f"{target}: not a readable state_dict ({type(error).__name__}: {error})") from None
-    module = build_module(arch)
+    module = build_module({k: v for k, v in arch.items() if k != "pruned"})
+    if arch.get("pruned"):
+        resize_to_state_dict(module, state)
     try:
         module.load_state_dict(state)
     except RuntimeError as error:
         first = str(error).splitlines()[:3]
         raise CheckpointError(f"{target}: weights do not match architecture {arch}: {' '.join(first)}") from None
     return module.eval()
+
+
+def resize_to_state_dict(module: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """Give every layer the shape its saved weights have, so structurally pruned models load without pickle.
+
+    Pruning changes layer widths; the artifact keeps the builder's arguments plus `"pruned": true`, and the
+    widths are read back from the state_dict here. Depthwise convolutions stay depthwise.
+    """
+    for name, layer in module.named_modules():
+        prefix = f"{name}." if name else ""
+        own = {n: t for n, t in state.items() if n.startswith(prefix) and "." not in n[len(prefix):]}
+        if not own:
+            continue
+        for key, tensor in own.items():
+            attr = key[len(prefix):]
+            if attr in layer._parameters and layer._parameters[attr] is not None:
+                layer._parameters[attr] = nn.Parameter(torch.empty_like(tensor), requires_grad=True)
+            elif attr in layer._buffers and layer._buffers[attr] is not None:
+                layer._buffers[attr] = torch.empty_like(tensor)
+        weight = own.get(f"{prefix}weight")
+        if isinstance(layer, nn.modules.conv._ConvNd) and weight is not None:
+            depthwise = layer.groups > 1 and layer.groups == layer.in_channels
+            layer.out_channels = weight.shape[0]
+            layer.groups = weight.shape[0] if depthwise else layer.groups
+            layer.in_channels = weight.shape[1] * layer.groups
+        elif isinstance(layer, nn.Linear) and weight is not None:
+            layer.out_features, layer.in_features = weight.shape
+        elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.num_features = own[f"{prefix}running_mean"].shape[0]
+        elif isinstance(layer, nn.LayerNorm) and weight is not None:
+            layer.normalized_shape = tuple(weight.shape)
+        elif isinstance(layer, nn.Embedding) and weight is not None:
+            layer.num_embeddings, layer.embedding_dim = weight.shape
+        elif isinstance(layer, nn.RNNBase):
+            layer.hidden_size = own[f"{prefix}weight_hh_l0"].shape[1]
+            layer.input_size = own[f"{prefix}weight_ih_l0"].shape[1]
+            layer._init_flat_weights()
+    return module
 
 
 def save_torch_model(module: nn.Module, directory: Path, arch: dict[str, Any]) -> str:

@@ -38,9 +38,40 @@ class BertClassifier(nn.Module):
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected here
+        if (Path(directory) / "config.json").exists():
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(str(directory))
+            if getattr(config, "edgeopt_pruned_layers", None):
+                return cls(_load_pruned(Path(directory), config))
         kwargs = {"num_labels": num_labels} if num_labels else {}
         model = AutoModelForSequenceClassification.from_pretrained(str(directory), **kwargs)
         return cls(model)
 
     def save_pretrained(self, directory: Path | str) -> None:
         self.hf.save_pretrained(str(directory))
+
+
+def _load_pruned(directory: Path, config) -> nn.Module:
+    """A head/FFN-pruned BERT: build from config, give each layer its saved width, then load the weights.
+
+    Stock HF configs describe one head count for all layers; pruned layers differ, so the config carries
+    `edgeopt_pruned_layers` ([{"heads": h, "intermediate": i}] per layer) and `attention_head_size`
+    (unchanged by head pruning, so the attention scaling 1/sqrt(head size) stays right).
+    """
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    from . import resize_to_state_dict
+
+    model = AutoModelForSequenceClassification.from_config(config)
+    state = load_file(str(directory / "model.safetensors"))
+    resize_to_state_dict(model, state)
+    for layer in model.bert.encoder.layer:
+        attention = layer.attention.self
+        attention.all_head_size = attention.query.out_features
+        attention.num_attention_heads = attention.all_head_size // attention.attention_head_size
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if not k.endswith("position_ids")]:
+        raise ValueError(f"pruned BERT weights do not match its config: missing {missing}, unexpected {unexpected}")
+    return model.eval()

@@ -100,3 +100,31 @@ class TextCNNStudent(nn.Module):
         x = (self.embedding(input_ids) * mask.unsqueeze(-1)).transpose(1, 2)
         pooled = [torch.relu(conv(x)).amax(dim=2) for conv in self.convs]
         return self.fc(self.dropout(torch.cat(pooled, dim=1)))
+
+
+class RNNStudent(nn.Module):
+    """A small LSTM or GRU over token ids (`cell`), optionally bidirectional; masked mean pooling of its outputs.
+
+    Mean pooling (rather than the last state) treats both directions alike on right-padded batches and
+    exports with dynamic batch and sequence length. `hidden` and `num_layers` are the width and depth knobs.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int = 2, embed_dim: int = 64, hidden: int = 64,
+                 num_layers: int = 1, cell: str = "lstm", bidirectional: bool = False, dropout: float = 0.2,
+                 pad_id: int = 0):
+        super().__init__()
+        if cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        self.pad_id = pad_id
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        rnn = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = rnn(embed_dim, hidden, num_layers=num_layers, batch_first=True, bidirectional=bidirectional)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        mask = (input_ids != self.pad_id) if attention_mask is None else attention_mask.bool()
+        outputs, _ = self.rnn(self.dropout(self.embedding(input_ids)))
+        weights = mask.unsqueeze(-1).to(outputs.dtype)
+        pooled = (outputs * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return self.fc(self.dropout(pooled))

@@ -22,7 +22,7 @@ from ..data import Dataset, load_dataset
 from ..errors import CheckpointError, InvalidInput
 from ..paths import BUNDLED_WEIGHTS_DIR, cache_dir
 from ..preprocess import ImagePreprocessor, Preprocessor, VocabEncoder, WordPieceEncoder, load_preprocessor
-from ..train import TrainConfig, evaluate, fit, to_tensors
+from ..train import TrainConfig, evaluate, fit, seed_everything, to_tensors
 from . import build_module, load_torch_model, save_torch_model
 from .bert import BertClassifier, minilm_path
 
@@ -113,6 +113,7 @@ def train_zoo_model(name: str, force: bool = False, out: Path | None = None, pro
     if (destination / "artifact.json").exists() and not force:
         raise CheckpointError(f"{destination}: a trained {name} already exists; pass --force to replace it")
     data = load_dataset(entry.dataset)
+    seed_everything(entry.train_config.seed)  # weight initialisation is part of the seeded run
     model, arch, preprocessor = entry.make(data)
     updates = {k: v for k, v in (("max_train_samples", max_train_samples), ("epochs", epochs)) if v is not None}
     config = entry.train_config.model_copy(update=updates)

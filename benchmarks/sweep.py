@@ -1,0 +1,299 @@
+"""`bench(...)`: measure artifacts x runtimes x device profiles, each candidate in its own process.
+
+Flow per candidate: prepare real inputs from the test split (once per preprocessing), run the worker under
+the profile, turn its result into one Measurement per batch size, add fidelity against the nearest FP32
+ancestor, store the rows in one transaction. Candidates already in the store are skipped (resume).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgeopt.core.artifacts import MANIFEST, Artifact, Family, Precision
+from edgeopt.core.errors import InvalidInput
+from edgeopt.core.hashing import sha256_json, sha256_tree
+
+from .isolation import run_isolated
+from .latency import LatencyConfig, throughput
+from .profiles import DeviceProfile, get_profile
+from .results import ArtifactInfo, LatencyStats, Measurement
+from .worker import ACCURACY_KEY, LATENCY_KEY, WorkerRequest
+
+ACCURACY_BATCH = 64
+
+
+class BenchConfig(BaseModel):
+    """What to measure and how long to try."""
+
+    model_config = ConfigDict(extra="forbid")
+    batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    accuracy_samples: int | None = Field(2000, ge=1, description="seeded subset of the test split for accuracy "
+                                                                 "and fidelity; None = the whole split")
+    seed: int = 0
+    timeout_s: float = Field(900, gt=0, description="per candidate: a hang is killed and recorded")
+    resume: bool = Field(True, description="skip candidates the store already has (status ok)")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    artifact: Artifact
+    runtime: str
+    profile: DeviceProfile
+
+    @property
+    def id(self) -> str:
+        return f"{self.artifact.name}-{self.artifact.sha256[:10]}/{self.runtime}/{self.profile.name}"
+
+
+def plan(artifacts: Iterable[Artifact], runtimes: list[str] | None, profiles: list[DeviceProfile]) -> list[Candidate]:
+    """Every artifact on every requested runtime that can run its format (its default runtime if none given),
+    on every profile; ancestors before descendants, so an FP32 parent's predictions are ready for fidelity."""
+    from edgeopt.runtimes import DEFAULT_RUNTIME, get_runtime_class
+
+    candidates = []
+    for artifact in sorted(artifacts, key=lambda a: len(a.recipe)):
+        names = [DEFAULT_RUNTIME[artifact.format]] if not runtimes else [
+            r for r in runtimes if artifact.format in get_runtime_class(r).formats]
+        if not names:
+            raise InvalidInput(f"{artifact.path}: none of the runtimes {', '.join(runtimes or [])} runs "
+                               f"{artifact.format} artifacts")
+        candidates += [Candidate(artifact, r, p) for r in names for p in profiles]
+    return candidates
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def pad_to(batch: dict[str, np.ndarray], length: int) -> dict[str, np.ndarray]:
+    """Right-pad token tensors (pad id 0, mask 0) so every timed run has the deployment's fixed shape."""
+    return {k: np.pad(v[:, :length], ((0, 0), (0, max(0, length - v.shape[1])))) for k, v in batch.items()}
+
+
+def prepare_inputs(artifact: Artifact, config: BenchConfig, out: Path) -> Path:
+    """Real test-split inputs in one .npz: one timed batch per batch size (text padded to the encoder's
+    max_len) and the seeded accuracy subset in batches of 64, with labels."""
+    from edgeopt.core.data import load_dataset
+    from edgeopt.core.preprocess import load_preprocessor
+
+    if not artifact.dataset.get("name"):
+        raise InvalidInput(f"{artifact.path}: the manifest names no data set, so there are no real inputs")
+    test = load_dataset(artifact.dataset["name"]).test
+    preprocess = load_preprocessor(artifact.path, artifact.preprocess)
+    arrays: dict[str, np.ndarray] = {}
+    order = np.random.default_rng(config.seed).permutation(len(test))
+    max_len = artifact.preprocess.get("max_len")
+    for batch_size in config.batch_sizes:
+        index = order[np.arange(batch_size) % len(order)]
+        raw = test.inputs[index] if isinstance(test.inputs, np.ndarray) else [test.inputs[i] for i in index]
+        batch = preprocess(raw)
+        if artifact.family != Family.CNN and max_len:
+            batch = pad_to(batch, int(max_len))
+        arrays.update({f"{LATENCY_KEY}/{batch_size}/0/{k}": v for k, v in batch.items()})
+    subset = test.subset(config.accuracy_samples, config.seed)
+    for i, start in enumerate(range(0, len(subset), ACCURACY_BATCH)):
+        chunk = subset.inputs[start:start + ACCURACY_BATCH]
+        arrays.update({f"{ACCURACY_KEY}/{i}/{k}": v for k, v in preprocess(chunk).items()})
+    arrays["labels"] = np.asarray(subset.labels, dtype=np.int64)
+    path = out / f"inputs-{inputs_key(artifact, config)[:16]}.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def inputs_key(artifact: Artifact, config: BenchConfig) -> str:
+    """Artifacts with the same data set and preprocessing share inputs (and comparable predictions)."""
+    files = {name: sha256_tree(artifact.path / name) for name in artifact.preprocess.get("files", [])
+             if (artifact.path / name).exists()}
+    return sha256_json({"dataset": artifact.dataset.get("name"), "preprocess": artifact.preprocess, "files": files,
+                        "samples": config.accuracy_samples, "seed": config.seed})
+
+
+# ---------------------------------------------------------------- lineage
+
+
+@dataclass
+class Lineage:
+    """Known artifacts by sha256 (manifests only, not hashed): the benched ones, their siblings, the zoo."""
+
+    known: dict[str, Path] = field(default_factory=dict)
+
+    @classmethod
+    def around(cls, artifacts: Iterable[Artifact], references: Iterable[Path] = ()) -> "Lineage":
+        from edgeopt.core.models.zoo import ZOO, zoo_locations
+
+        lineage = cls()
+        dirs: list[Path] = [Path(r) for r in references]
+        for artifact in artifacts:
+            dirs += [artifact.path, *sorted(p.parent for p in artifact.path.parent.glob(f"*/{MANIFEST}"))]
+        dirs += [loc for name in ZOO for loc in zoo_locations(name)]
+        for directory in dirs:
+            manifest = Path(directory) / MANIFEST
+            if manifest.exists():
+                try:
+                    sha = json.loads(manifest.read_text()).get("sha256")
+                except ValueError:
+                    continue
+                if sha:
+                    lineage.known.setdefault(sha, Path(directory))
+        return lineage
+
+    def load(self, sha: str | None) -> Artifact | None:
+        if sha and sha in self.known:
+            return Artifact.load(self.known[sha], verify=False)
+        return None
+
+    def ancestors(self, artifact: Artifact) -> Iterable[Artifact]:
+        seen, current = set(), artifact
+        while current.parent and current.parent not in seen:
+            seen.add(current.parent)
+            current = self.load(current.parent)
+            if current is None:
+                return
+            yield current
+
+    def fp32_reference(self, artifact: Artifact) -> tuple[Artifact | None, str | None]:
+        """The nearest FP32 ancestor, or why there is none."""
+        if not artifact.parent:
+            return None, None
+        for ancestor in self.ancestors(artifact):
+            if ancestor.precision == Precision.FP32:
+                return Artifact.load(ancestor.path), None
+        return None, (f"fidelity not measured: the FP32 ancestor of {artifact.name} (parent "
+                      f"{artifact.parent[:12]}) was not found; pass its directory as a reference")
+
+    def model_stats(self, artifact: Artifact) -> tuple[int | None, int | None]:
+        """(params, macs): from the manifest, else an ancestor's (export and quantization keep the graph),
+        else counted on the torch module."""
+        for source in (artifact, *self.ancestors(artifact)):
+            if source.metrics.get("macs") is not None:
+                return source.metrics.get("params"), source.metrics["macs"]
+        if artifact.format == "torch":
+            from edgeopt.core.models.zoo import count_macs_params, load_module, preprocessor_of
+            from edgeopt.core.data import load_dataset
+
+            sample = preprocessor_of(artifact)(load_dataset(artifact.dataset["name"]).test.inputs[:2])
+            macs, params = count_macs_params(load_module(artifact), sample)
+            return params, macs
+        return None, None
+
+
+# ---------------------------------------------------------------- the sweep
+
+
+def bench(artifacts: Iterable[Artifact | str | Path], runtimes: list[str] | None = None,
+          devices: Iterable[str | DeviceProfile] = ("cpu",), config: BenchConfig | None = None,
+          store=None, progress: Callable | None = None, references: Iterable[Path] = (),
+          profile_dirs: list[Path] | None = None, on_result: Callable[[list[Measurement]], None] | None = None
+          ) -> list[Measurement]:
+    """Measure every artifact on each runtime and device profile; returns (and stores) the Measurements.
+
+    `store` is an edgeopt.store.ResultStore (or None); `progress` a factory from edgeopt.core.progress.
+    Already-stored candidates are skipped when config.resume (their rows are not returned).
+    """
+    from edgeopt.core.environment import provenance
+
+    config = config or BenchConfig()
+    loaded = [a if isinstance(a, Artifact) else Artifact.load(a) for a in artifacts]
+    profiles = [d if isinstance(d, DeviceProfile) else get_profile(d, profile_dirs) for d in devices]
+    candidates = plan(loaded, runtimes, profiles)
+    lineage = Lineage.around(loaded, references)
+    host = provenance()
+    predictions: dict[tuple[str, str], np.ndarray] = {}
+    results: list[Measurement] = []
+    advance = progress("benchmarking", len(candidates)) if progress else None
+    with tempfile.TemporaryDirectory(prefix="edgeopt-bench-") as tmp:
+        inputs: dict[str, Path] = {}
+
+        def inputs_for(artifact: Artifact) -> tuple[str, Path]:
+            key = inputs_key(artifact, config)
+            if key not in inputs:
+                inputs[key] = prepare_inputs(artifact, config, Path(tmp))
+            return key, inputs[key]
+
+        for candidate in candidates:
+            todo = [b for b in config.batch_sizes
+                    if not (config.resume and store is not None and store.has(candidate.id, b))]
+            if todo:
+                rows = measure_candidate(candidate, config.model_copy(update={"batch_sizes": todo}), inputs_for,
+                                         lineage, predictions, host, config.timeout_s)
+                if store is not None:
+                    store.add_many(rows)
+                if on_result:
+                    on_result(rows)
+                results += rows
+            if advance:
+                advance()
+    return results
+
+
+def measure_candidate(candidate: Candidate, config: BenchConfig, inputs_for, lineage: Lineage,
+                      predictions: dict, host: dict, timeout_s: float) -> list[Measurement]:
+    artifact, profile = candidate.artifact, candidate.profile
+    cores, warnings = profile.pinned_cores()
+    key, input_file = inputs_for(artifact)
+    request = WorkerRequest(artifact=str(artifact.path), runtime=candidate.runtime, device=profile.device,
+                            threads=profile.threads, cores=cores, memory_mb=profile.memory_mb, inputs=str(input_file),
+                            batch_sizes=config.batch_sizes, latency=config.latency, result="")
+    outcome = run_isolated(request, timeout_s)
+    result = outcome.result or {}
+    params, macs = lineage.model_stats(artifact)
+    fidelity, reference = None, None
+    if outcome.error is None:
+        predictions[(artifact.sha256, key)] = np.asarray(result["predictions"])
+        ref, why = lineage.fp32_reference(artifact)
+        if why:
+            warnings.append(why)
+        if ref is not None:
+            reference = ref.sha256
+            expected = reference_predictions(ref, key, inputs_for, predictions, timeout_s)
+            if isinstance(expected, str):
+                warnings.append(expected)
+            else:
+                fidelity = float((expected == predictions[(artifact.sha256, key)]).mean())
+    record = {**host, "threads": profile.threads, "cores": cores, "profile": profile.model_dump(),
+              "runtime_version": result.get("runtime_version"), "load_seconds": result.get("load_seconds"),
+              "baseline_rss_mb": result.get("baseline_rss_mb"), "observed_peak_rss_mb": outcome.observed_peak_mb,
+              "worker_seconds": outcome.seconds, "latency_config": config.latency.model_dump(),
+              "accuracy_subset": {"split": "test", "samples": result.get("accuracy_samples"), "seed": config.seed},
+              "inputs": "real test-split samples; text padded to the encoder's max_len for timing"}
+    rows = []
+    for batch_size in config.batch_sizes:
+        raw = (result.get("latency") or {}).get(str(batch_size))
+        stats = LatencyStats.model_validate(raw) if raw and outcome.error is None else None
+        notes = list(warnings) + ([f"noisy timing: cv {stats.cv:.0%} above {config.latency.noisy_cv:.0%}; "
+                                   "re-run on a quieter machine"] if stats and stats.noisy else [])
+        rows.append(Measurement(
+            candidate_id=candidate.id, artifact=ArtifactInfo.of(artifact), runtime=candidate.runtime,
+            device=profile.name, emulated=profile.emulated, batch_size=batch_size, latency=stats,
+            throughput=throughput(batch_size, stats) if stats else None,
+            peak_rss_mb=result.get("peak_rss_mb") or (outcome.observed_peak_mb or None),
+            gpu_peak_mb=result.get("gpu_peak_mb"), size_mb=artifact.size_bytes / 1e6, params=params, macs=macs,
+            accuracy=result.get("accuracy") if outcome.error is None else None,
+            accuracy_samples=result.get("accuracy_samples"), fidelity=fidelity, fidelity_reference=reference,
+            status="failed" if outcome.error else "ok", error=outcome.error, warnings=notes, provenance=record))
+    return rows
+
+
+def reference_predictions(reference: Artifact, key: str, inputs_for, predictions: dict,
+                          timeout_s: float) -> np.ndarray | str:
+    """The reference's predictions on the same inputs: from this sweep if it was measured, else one run of
+    its default runtime on all cores (no profile: fidelity does not depend on the device)."""
+    from edgeopt.runtimes import DEFAULT_RUNTIME
+
+    if (reference.sha256, key) not in predictions:
+        ref_key, path = inputs_for(reference)
+        if ref_key != key:
+            return f"fidelity not measured: {reference.name} uses different preprocessing than its descendant"
+        request = WorkerRequest(job="predict", artifact=str(reference.path),
+                                runtime=DEFAULT_RUNTIME[reference.format], inputs=str(path), result="")
+        outcome = run_isolated(request, timeout_s)
+        if outcome.error:
+            return f"fidelity not measured: the FP32 reference {reference.name} failed: {outcome.error}"
+        predictions[(reference.sha256, key)] = np.asarray(outcome.result["predictions"])
+    return predictions[(reference.sha256, key)]

@@ -1,0 +1,254 @@
+"""The YAML config: which models, which recipes (prune / distill / quantize), which runtimes, devices, batches.
+
+Pydantic models are the single source of truth: they validate the YAML (unknown keys and wrong types are
+errors that name the field and what is allowed) and export the JSON Schema (`edgeopt schema`).
+"""
+from __future__ import annotations
+
+import re
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edgeopt.core.artifacts import Family, Format
+from edgeopt.core.errors import InvalidInput
+from edgeopt.optimize.distill import DistillConfig
+from edgeopt.optimize.prune import PruneConfig
+from edgeopt.optimize.quantize import QuantizeConfig
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
+RuntimeName = Literal["torch", "onnxruntime", "openvino", "tensorrt"]
+ZooName = Literal["cnn", "resnet", "lstm", "bert"]
+# The format each runtime executes; a recipe's runtimes decide which exports are built.
+RUNTIME_FORMAT: dict[str, Format] = {"torch": Format.TORCH, "onnxruntime": Format.ONNX,
+                                     "openvino": Format.OPENVINO, "tensorrt": Format.TENSORRT}
+MODULE_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecipeConfig(Strict):
+    """One way of making a variant: optional prune, then distill, then export, then quantize (always that order)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$", description="short name shown in reports (e.g. pruned-int8)")
+    prune: PruneConfig | None = Field(None, description="structured pruning (torch-pruning) with short recovery")
+    distill: DistillConfig | None = Field(None, description="knowledge distillation into a smaller student")
+    quantize: QuantizeConfig | None = Field(None, description="post-training quantization of the exported model")
+    precision: Literal["fp32", "fp16"] = Field("fp32", description="export precision (fp16 halves weights)")
+    runtimes: list[RuntimeName] = Field(default_factory=lambda: ["torch", "onnxruntime", "openvino"],
+                                        min_length=1, description="runtimes to measure this recipe on; each "
+                                        "implies its format (torch, onnx, openvino IR, tensorrt engine)")
+
+
+class ModelConfig(Strict):
+    """Where a model comes from: exactly one of zoo, module (+ weights), onnx, huggingface."""
+
+    zoo: ZooName | None = Field(None, description="a built-in zoo model (trained on first use if needed)")
+    module: str | None = Field(None, description="your torch model: 'package.module:function' returning an "
+                                                 "nn.Module called as model(**inputs)")
+    weights: Path | None = Field(None, description="state_dict file for `module` (loaded with weights_only=True)")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for the module factory")
+    onnx: Path | None = Field(None, description="your ONNX file (inputs named as the family expects)")
+    huggingface: Path | None = Field(None, description="a Hugging Face sequence-classification directory "
+                                                       "(with its tokenizer)")
+    family: Family | None = Field(None, description="cnn (pixel_values), lstm (input_ids) or bert (input_ids + "
+                                                    "attention_mask); implied for zoo and huggingface")
+    dataset: str | None = Field(None, description="fashion-mnist, rotten-tomatoes, or a path: IDX directory, "
+                                                  "image folder, CSV (text,label); default: the zoo model's")
+    eval_samples: int | None = Field(None, ge=1, description="seeded test subset for accuracy (None = whole split)")
+    devices: list[str] | None = Field(None, min_length=1, description="override the top-level devices")
+    batch_sizes: list[int] | None = Field(None, min_length=1, description="override the top-level batch sizes")
+    recipes: list[RecipeConfig] = Field(default_factory=lambda: [RecipeConfig(name="fp32")], min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelConfig":
+        sources = [k for k in ("zoo", "module", "onnx", "huggingface") if getattr(self, k) is not None]
+        if len(sources) != 1:
+            raise ValueError(f"give exactly one model source of zoo, module, onnx, huggingface (got "
+                             f"{', '.join(sources) or 'none'})")
+        if self.module is not None and not MODULE_FACTORY.match(self.module):
+            raise ValueError(f"module {self.module!r} must look like 'package.module:function'")
+        if self.weights is not None and self.module is None:
+            raise ValueError("weights only go with module (a state_dict for your factory)")
+        if (self.module or self.onnx) and self.family is None:
+            raise ValueError("family is required for module and onnx sources: one of cnn, lstm, bert")
+        if (self.module or self.onnx or self.huggingface) and self.dataset is None:
+            raise ValueError("dataset is required for your own model (a name or a path)")
+        names = [r.name for r in self.recipes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"recipe names must be unique within a model (got {names})")
+        if self.onnx is not None:
+            for recipe in self.recipes:
+                if recipe.prune or recipe.distill or "torch" in recipe.runtimes:
+                    raise ValueError(f"recipe {recipe.name!r}: an ONNX source has no torch module, so no prune, "
+                                     "distill or torch runtime (use quantize and onnxruntime/openvino)")
+        return self
+
+    @property
+    def source_family(self) -> Family:
+        from edgeopt.core.models.zoo import zoo_entry
+
+        if self.zoo:
+            return zoo_entry(self.zoo).family
+        return self.family or Family.BERT
+
+
+class MeasureConfig(Strict):
+    """How hard to measure: kept small by default so a full sweep fits a laptop coffee break."""
+
+    warmup: int = Field(5, ge=0, description="untimed runs before timing")
+    iterations: int = Field(50, ge=3, description="timed runs per candidate (median CI needs a few)")
+    max_seconds: float = Field(5.0, gt=0, description="stop timing after this long even if iterations remain")
+    eval_samples: int | None = Field(1000, ge=1, description="default seeded test subset for accuracy")
+    timeout_s: float = Field(300, gt=0, description="a measurement subprocess running longer is killed and "
+                                                    "recorded as failed")
+
+
+class Config(Strict):
+    """A whole sweep: models x recipes x runtimes x devices x batch sizes."""
+
+    output: Path = Field(Path("edgeopt-out"), description="results.db, cache/, report.html/.md/.json go here")
+    seed: int = Field(0, description="seeds data subsets, calibration and training")
+    devices: list[str] = Field(default_factory=lambda: ["cpu-1t"], min_length=1,
+                               description="device profiles (see `edgeopt bench profiles`); unavailable ones are "
+                                           "skipped with the reason")
+    batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    measure: MeasureConfig = Field(default_factory=MeasureConfig)
+    models: dict[str, ModelConfig] = Field(min_length=1, description="model name -> where it comes from and "
+                                                                     "its recipes")
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(b < 1 for b in value):
+            raise ValueError(f"batch sizes must be >= 1 (got {value})")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _names(cls, value: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        bad = [n for n in value if not re.match(r"^[A-Za-z0-9][\w.-]*$", n)]
+        if bad:
+            raise ValueError(f"model names may use letters, digits, '.', '_', '-' (got {bad})")
+        return value
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(source: str | Path | dict | None = None) -> Config:
+    """A Config from a YAML file, a dict, or None (the built-in default); errors name the field."""
+    if isinstance(source, Config):
+        return source
+    label = "config"
+    if source is None:
+        source = DEFAULT_CONFIG
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        label = str(path)
+        if not path.exists():
+            raise InvalidInput(f"{path}: no such config file (write a starter with `edgeopt init`)")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise InvalidInput(f"{path}: not valid YAML: {error}") from None
+        base = path.resolve().parent
+    else:
+        data, base = source, Path.cwd()
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{label}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as error:
+        raise InvalidInput(f"{label}: {format_validation_error(error, Config)}") from None
+    return _resolve_paths(config, base)
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    """Relative paths in a config file are relative to that file, not to wherever the command runs."""
+    def fix(path: Path | None) -> Path | None:
+        return None if path is None or path.is_absolute() else base / path
+
+    for model in config.models.values():
+        for key in ("weights", "onnx", "huggingface"):
+            value = getattr(model, key)
+            if value is not None and not value.is_absolute():
+                setattr(model, key, fix(value))
+        if model.dataset and ("/" in model.dataset or model.dataset.startswith(".")):
+            candidate = Path(model.dataset).expanduser()
+            model.dataset = str(candidate if candidate.is_absolute() else base / candidate)
+    return config
+
+
+def format_validation_error(error: ValidationError, root: type[BaseModel]) -> str:
+    """One line per problem: the dotted field path, what is wrong, and for unknown keys the allowed ones."""
+    lines = []
+    for problem in error.errors():
+        loc = [str(part) for part in problem["loc"]]
+        where = ".".join(loc) or "(top level)"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            allowed = _allowed_keys(root, problem["loc"][:-1])
+            message = f"unknown key; allowed: {', '.join(allowed)}" if allowed else "unknown key"
+        elif problem["type"] == "missing":
+            message = "required field missing"
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)
+
+
+def _allowed_keys(root: type[BaseModel], loc: tuple) -> list[str]:
+    """Walk the model classes along an error location to list the field names accepted there."""
+    annotation: Any = root
+    for part in loc:
+        annotation = _unwrap(annotation, part)
+        if annotation is None:
+            return []
+    model = _model_class(annotation)
+    return list(model.model_fields) if model else []
+
+
+def _model_class(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_class(arg)
+        if found:
+            return found
+    return None
+
+
+def _unwrap(annotation: Any, part: Any) -> Any:
+    model = _model_class(annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (list, dict) or (model is None and typing.get_args(annotation)):
+        args = typing.get_args(annotation)
+        if origin is list:
+            return args[0]
+        if origin is dict:
+            return args[1]
+        for arg in args:  # Optional[X] / unions
+            found = _unwrap(arg, part)
+            if found is not None:
+                return found
+        return None
+    if model is not None and isinstance(part, str) and part in model.model_fields:
+        return model.model_fields[part].annotation
+    if model is not None and isinstance(part, str):  # a union member's tag, e.g. "function-after[...]"
+        return model
+    return None
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "edgeopt config"
+    return schema
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False)

@@ -1,0 +1,113 @@
+"""The figures every report shows, computed once: rows, what each technique bought, frontiers, failures.
+
+`ReportData` is also the JSON report (every figure, for machines) and what `edgeopt gate` reads back.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from edgeopt.core.errors import InvalidInput
+from edgeopt.recommend import Budget, Recommendation, pareto, recommend
+from edgeopt.results import Row
+
+SCHEMA_VERSION = 1
+
+
+class Gain(BaseModel):
+    """A candidate against its model's FP32 torch reference at the same device and batch size."""
+
+    candidate_id: str
+    model: str
+    recipe: str
+    runtime: str
+    device: str
+    batch_size: int
+    reference: str = Field(description="candidate id of the FP32 torch-eager reference")
+    speedup: float | None = Field(None, description="reference median latency / this median latency")
+    accuracy_delta_pt: float | None = Field(None, description="accuracy change in percentage points")
+    size_ratio: float | None = Field(None, description="reference size / this size")
+    memory_ratio: float | None = None
+
+
+class ReportData(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    title: str = "edgeopt report"
+    generated: str = Field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    rows: list[Row]
+    gains: list[Gain] = Field(default_factory=list)
+    frontiers: dict[str, list[str]] = Field(default_factory=dict,
+                                            description="'device b<batch>' -> candidate ids on the accuracy vs "
+                                                        "median latency frontier")
+    recommendation: Recommendation | None = None
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list, description="skipped runtimes/devices and why")
+
+    @property
+    def failures(self) -> list[Row]:
+        return [r for r in self.rows if not r.ok]
+
+    @property
+    def ok_rows(self) -> list[Row]:
+        return [r for r in self.rows if r.ok]
+
+    def groups(self) -> list[tuple[str, int]]:
+        """(device, batch) pairs present, in a stable order."""
+        return sorted({(r.device, r.batch_size) for r in self.ok_rows})
+
+
+def is_reference(row: Row) -> bool:
+    """The FP32 torch-eager model with no optimisation step: what every gain is measured against."""
+    return row.runtime == "torch" and row.precision == "fp32" and not row.steps
+
+
+def compute_gains(rows: list[Row]) -> list[Gain]:
+    references = {(r.model, r.device, r.batch_size): r for r in rows if r.ok and is_reference(r)}
+    gains = []
+    for row in rows:
+        ref = references.get((row.model, row.device, row.batch_size))
+        if not row.ok or ref is None or ref is row:
+            continue
+        gains.append(Gain(
+            candidate_id=row.candidate_id, model=row.model, recipe=row.recipe, runtime=row.runtime,
+            device=row.device, batch_size=row.batch_size, reference=ref.candidate_id,
+            speedup=_ratio(ref.latency_ms("median"), row.latency_ms("median")),
+            accuracy_delta_pt=(100 * (row.accuracy - ref.accuracy)
+                               if row.accuracy is not None and ref.accuracy is not None else None),
+            size_ratio=_ratio(ref.size_mb, row.size_mb), memory_ratio=_ratio(ref.memory_mb, row.memory_mb)))
+    return gains
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def build_report(rows: list[Row], budget: Budget | None = None, provenance: dict[str, Any] | None = None,
+                 config: dict[str, Any] | None = None, notes: list[str] | None = None,
+                 title: str = "edgeopt report") -> ReportData:
+    rows = sorted(rows, key=lambda r: (r.model, r.device, r.batch_size, r.recipe, r.runtime))
+    frontiers = {}
+    for device, batch in sorted({(r.device, r.batch_size) for r in rows if r.ok}):
+        group = [r for r in rows if r.ok and r.device == device and r.batch_size == batch]
+        frontiers[f"{device} b{batch}"] = [r.candidate_id for r in pareto(group, "latency:median")]
+    if provenance is None:
+        provenance = next((r.provenance for r in rows if r.provenance), {})
+    return ReportData(title=title, rows=rows, gains=compute_gains(rows), frontiers=frontiers,
+                      recommendation=recommend(rows, budget) if budget else None, provenance=provenance,
+                      config=config or {}, notes=notes or [])
+
+
+def load_report(path: str | Path) -> ReportData:
+    """A JSON report written by `edgeopt run`/`edgeopt report`; errors name the file."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInput(f"{path}: no such report file (write one with `edgeopt report --format json`)")
+    try:
+        return ReportData.model_validate(json.loads(path.read_text()))
+    except (ValueError, ValidationError) as error:
+        raise InvalidInput(f"{path}: not an edgeopt JSON report: {str(error).splitlines()[0]}") from None

@@ -1,0 +1,125 @@
+"""Per-family export knowledge as data: input names, dynamic axes, opset, tolerances, sample inputs.
+
+One `ExportSpec` per family (like Optimum's `BertOnnxConfig`); exporters and the parity check read it and
+never branch on the family themselves.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from edgeopt.core.artifacts import Artifact, Family, Precision
+from edgeopt.core.data import Dataset, Split, load_dataset
+from edgeopt.core.errors import DataUnavailable, InvalidInput
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Pass when max|child - parent| <= atol + rtol * max|parent| and top-1 agrees on >= min_top1 of samples."""
+
+    atol: float
+    rtol: float
+    min_top1: float
+
+    def limit(self, reference: np.ndarray) -> float:
+        return self.atol + self.rtol * float(np.abs(reference).max())
+
+
+# Tolerances on logits. fp32 differences are kernel reordering only; fp16 rounds weights/activations; int8 is
+# judged mostly by top-1 agreement.
+FP32 = Tolerance(atol=1e-4, rtol=1e-4, min_top1=1.0)
+FP16 = Tolerance(atol=2e-2, rtol=1e-2, min_top1=0.85)
+INT8 = Tolerance(atol=0.5, rtol=0.15, min_top1=0.7)
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    family: Family
+    input_names: tuple[str, ...]
+    dynamic_axes: dict[str, dict[int, str]]   # input/output name -> {axis: dimension name}
+    pad_values: dict[str, int] = field(default_factory=dict)  # text inputs: value used to pad to a fixed length
+    output_name: str = "logits"
+    opset: int = 18
+    tolerances: dict[Precision, Tolerance] = field(default_factory=lambda: {
+        Precision.FP32: FP32, Precision.FP16: FP16, Precision.BF16: FP16, Precision.INT8: INT8})
+    parity_batch_sizes: tuple[int, ...] = (1, 7)
+    parity_seq_lengths: tuple[int | None, ...] = (None,)   # None: the family has no sequence axis
+    example_batch: int = 2       # torch.export specialises dimensions of size 1, so trace with 2 ...
+    example_seq_length: int | None = None  # ... and a sequence length that is neither 0 nor 1
+    # TensorRT optimisation profile per dynamic dimension name: (min, opt, max)
+    shape_ranges: dict[str, tuple[int, int, int]] = field(default_factory=lambda: {
+        "batch": (1, 8, 64), "sequence": (1, 64, 256)})
+
+    @property
+    def is_text(self) -> bool:
+        return self.parity_seq_lengths != (None,)
+
+    def tolerance(self, precision: Precision | str) -> Tolerance:
+        return self.tolerances[Precision(precision)]
+
+    def sample_inputs(self, artifact: Artifact, split: Split, batch_size: int,
+                      seq_length: int | None = None, start: int = 0) -> dict[str, np.ndarray]:
+        """Real inputs: `batch_size` test samples, texts padded/truncated to exactly `seq_length` tokens."""
+        from edgeopt.core.models.zoo import preprocessor_of
+
+        if len(split) < start + batch_size:
+            raise InvalidInput(f"{split.name} split has {len(split)} samples; need {start + batch_size}")
+        raw = split.inputs[start:start + batch_size]
+        preprocessor = preprocessor_of(artifact)
+        if seq_length is None:
+            return preprocessor(raw)
+        arrays = preprocessor(list(raw), max_len=seq_length)
+        padded = {}
+        for name, value in arrays.items():
+            value = value[:, :seq_length]
+            padding = ((0, 0), (0, seq_length - value.shape[1]))
+            padded[name] = np.pad(value, padding, constant_values=self.pad_values.get(name, 0)).astype(value.dtype)
+        return padded
+
+    def example_inputs(self, artifact: Artifact) -> dict[str, np.ndarray]:
+        """What exporters trace with: real test samples at the example batch size and sequence length."""
+        return self.sample_inputs(artifact, dataset_of(artifact).test, self.example_batch, self.example_seq_length)
+
+
+TEXT_AXES = {0: "batch", 1: "sequence"}
+
+SPECS: dict[Family, ExportSpec] = {
+    Family.CNN: ExportSpec(
+        family=Family.CNN, input_names=("pixel_values",),
+        dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}}),
+    Family.LSTM: ExportSpec(
+        family=Family.LSTM, input_names=("input_ids",),
+        dynamic_axes={"input_ids": TEXT_AXES, "logits": {0: "batch"}},
+        pad_values={"input_ids": 0}, parity_seq_lengths=(5, 128), example_seq_length=16),
+    Family.BERT: ExportSpec(
+        family=Family.BERT, input_names=("input_ids", "attention_mask"),
+        dynamic_axes={"input_ids": TEXT_AXES, "attention_mask": TEXT_AXES, "logits": {0: "batch"}},
+        pad_values={"input_ids": 0, "attention_mask": 0},  # [PAD] is id 0 in the (MiniLM) BERT vocabulary
+        parity_seq_lengths=(5, 128), example_seq_length=16),
+}
+
+
+def spec_for(family: Family | str) -> ExportSpec:
+    return SPECS[Family(family)]
+
+
+def dataset_of(artifact: Artifact) -> Dataset:
+    """The data set an artifact was trained on (its manifest names it), for real sample inputs."""
+    name = artifact.dataset.get("name")
+    source = artifact.dataset.get("source")
+    for spec in (name, source):
+        if not spec:
+            continue
+        try:
+            return _load_dataset(spec)
+        except InvalidInput:
+            continue
+    raise DataUnavailable(f"{artifact.path}: the data set of this artifact ({name or source or 'unknown'}) "
+                          "is not on this machine; real sample inputs are needed for export and parity checks")
+
+
+@lru_cache(maxsize=4)
+def _load_dataset(spec: str) -> Dataset:
+    return load_dataset(spec)  # parity checks run many exports in one process; read each data set once

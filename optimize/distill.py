@@ -1,0 +1,198 @@
+"""Knowledge distillation: train a small student on the teacher's softened outputs plus the hard labels.
+
+Every distilled student is compared with the same student (same init, same schedule) trained on the labels
+alone, and both test accuracies go into the artifact's metrics, so a report can show what distillation bought.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from edgeopt.core.artifacts import Artifact, Family, Format
+from edgeopt.core.data import load_dataset
+from edgeopt.core.errors import InvalidInput
+from edgeopt.core.models import build_module
+from edgeopt.core.models.bert import BertClassifier
+from edgeopt.core.models.zoo import count_macs_params, load_module, preprocessor_of, save_torch_artifact
+from edgeopt.core.preprocess import VocabEncoder, WordPieceEncoder
+from edgeopt.core.train import LossFn, TrainConfig, evaluate, fit, seed_everything
+
+Student = Literal["mobilenetv2", "squeezenet", "bert", "textcnn", "bilstm", "lstm", "gru"]
+
+STUDENTS_FOR: dict[Family, tuple[str, ...]] = {
+    Family.CNN: ("mobilenetv2", "squeezenet"),
+    Family.BERT: ("bert", "textcnn", "bilstm"),
+    Family.LSTM: ("lstm", "gru", "bilstm", "textcnn"),
+}
+
+
+class DistillConfig(BaseModel):
+    """Which student, how wide/deep, and how much of the loss comes from the teacher."""
+
+    model_config = ConfigDict(extra="forbid")
+    student: Student = Field("mobilenetv2", description="student architecture; must suit the teacher's family")
+    width: float = Field(1.0, gt=0, le=4, description="width knob: channel multiplier (CNN), hidden/embedding "
+                                                      "multiplier (text students)")
+    depth: int = Field(2, ge=1, le=12, description="depth knob: BERT student layers (copied from the teacher) "
+                                                   "or RNN layers")
+    student_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra builder arguments")
+    student_init: Path | None = Field(None, description="start from this torch student artifact instead")
+    temperature: float = Field(4.0, gt=0, description="softmax temperature of the soft targets")
+    alpha: float = Field(0.7, ge=0, le=1, description="weight of the soft (teacher) loss; 1 - alpha on labels")
+    hidden_weight: float = Field(0.0, ge=0, description="BERT -> BERT: weight of hidden-state MSE")
+    attention_weight: float = Field(0.0, ge=0, description="BERT -> BERT: weight of attention-map MSE")
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=3, lr=2e-3))
+    baseline: bool = Field(True, description="also train the student without the teacher, for comparison")
+    eval_samples: int | None = Field(None, ge=1, description="test-split subset for the accuracies")
+
+
+def distill(teacher: Artifact, config: DistillConfig, out_dir: Path, progress=None) -> Artifact:
+    """Distill `teacher` (torch artifact) into the configured student; saves the student as a child artifact."""
+    if teacher.format != Format.TORCH:
+        raise InvalidInput(f"{teacher.path}: the teacher must be a torch-format artifact, got {teacher.format}")
+    data = load_dataset(teacher.dataset.get("name") or "fashion-mnist")
+    preprocessor = preprocessor_of(teacher)
+    teacher_model = load_module(teacher).eval()
+    for parameter in teacher_model.parameters():
+        parameter.requires_grad_(False)
+    example = preprocessor(data.test.inputs[:2])
+    test = data.test.subset(config.eval_samples)
+
+    seed_everything(config.train.seed)
+    student, arch, layer_map = make_student(teacher, teacher_model, config, preprocessor)
+    check_label_space(student, example, len(teacher.labels))
+    initial = copy.deepcopy(student.state_dict())
+
+    loss = distillation_loss(teacher_model, config, layer_map)
+    result = fit(student, preprocessor, data.train, data.val, config.train, loss_fn=loss, progress=progress)
+    student.eval()
+    accuracy = evaluate(student, preprocessor, test)
+
+    summary: dict[str, Any] = {"teacher": teacher.name, "student": config.student,
+                               "teacher_test_accuracy": evaluate(teacher_model, preprocessor, test),
+                               "distilled_test_accuracy": accuracy, "distilled_val_accuracy": result.best_val_accuracy,
+                               "temperature": config.temperature, "alpha": config.alpha, "eval_samples": len(test)}
+    if config.baseline:
+        baseline = copy.deepcopy(student)
+        baseline.load_state_dict(initial)
+        plain = fit(baseline, preprocessor, data.train, data.val, config.train, progress=progress)
+        baseline.eval()
+        summary["baseline_test_accuracy"] = evaluate(baseline, preprocessor, test)
+        summary["baseline_val_accuracy"] = plain.best_val_accuracy
+        summary["distillation_gain"] = accuracy - summary["baseline_test_accuracy"]
+    teacher_macs, teacher_params = count_macs_params(teacher_model, example)
+    student_macs, student_params = count_macs_params(student, example)
+    summary.update(teacher_macs=teacher_macs, teacher_params=teacher_params,
+                   macs_reduction=teacher_macs / max(1, student_macs),
+                   params_reduction=teacher_params / max(1, student_params),
+                   accuracy_drop_vs_teacher=summary["teacher_test_accuracy"] - accuracy)
+    step = {"step": "distill", **config.model_dump(mode="json")}
+    return save_torch_artifact(student, arch, preprocessor, Path(out_dir), name=f"{teacher.name}-{config.student}",
+                               family=teacher.family, data=data, recipe=list(teacher.recipe) + [step],
+                               metrics={"test_accuracy": accuracy, "distill": summary}, parent=teacher.sha256)
+
+
+def make_student(teacher: Artifact, teacher_model: nn.Module, config: DistillConfig,
+                 preprocessor) -> tuple[nn.Module, dict[str, Any], list[int]]:
+    """The student module, its arch spec, and (BERT students) which teacher layer each student layer copies."""
+    if config.student_init is not None:
+        init = Artifact.load(config.student_init)
+        if init.labels != teacher.labels:
+            raise InvalidInput(f"{init.path}: student labels {init.labels} do not match the teacher's "
+                               f"{teacher.labels}; distillation needs the same label space")
+        if init.family != teacher.family:
+            raise InvalidInput(f"{init.path}: a {init.family} student cannot learn from a {teacher.family} teacher "
+                               "(different inputs)")
+        return load_module(init).train(), dict(init.arch), []
+    if config.student not in STUDENTS_FOR[teacher.family]:
+        raise InvalidInput(f"student {config.student!r} does not suit a {teacher.family} teacher; choose one of "
+                           f"{', '.join(STUDENTS_FOR[teacher.family])}")
+    classes = len(teacher.labels)
+    if config.student == "bert":
+        return bert_student(teacher_model, config.depth)
+    w = config.width
+    if config.student in ("mobilenetv2", "squeezenet"):
+        arch = {"builder": config.student, "num_classes": classes, "width": w}
+    else:
+        vocab = len(preprocessor.vocab) if isinstance(preprocessor, VocabEncoder) else len(preprocessor.tokenizer)
+        if config.student == "textcnn":
+            arch = {"builder": "textcnn", "vocab_size": vocab, "num_classes": classes,
+                    "embed_dim": round(128 * w), "channels": round(100 * w)}
+        else:
+            arch = {"builder": "rnn", "vocab_size": vocab, "num_classes": classes, "embed_dim": round(64 * w),
+                    "hidden": round(64 * w), "num_layers": config.depth, "bidirectional": config.student == "bilstm",
+                    "cell": "gru" if config.student == "gru" else "lstm"}
+    arch.update(config.student_kwargs)
+    return build_module(arch), arch, []
+
+
+def bert_student(teacher: nn.Module, depth: int) -> tuple[nn.Module, dict[str, Any], list[int]]:
+    """A shallower BERT initialised from evenly spaced teacher layers (plus the teacher's embeddings and head)."""
+    if not isinstance(teacher, BertClassifier):
+        raise InvalidInput("a BERT student needs a BERT teacher")
+    hf = copy.deepcopy(teacher.hf)
+    layers = hf.bert.encoder.layer
+    if depth >= len(layers):
+        raise InvalidInput(f"student depth {depth} must be below the teacher's {len(layers)} layers")
+    layer_map = [round((j + 1) * len(layers) / depth) - 1 for j in range(depth)]
+    hf.bert.encoder.layer = nn.ModuleList(layers[i] for i in layer_map)
+    hf.config.num_hidden_layers = depth
+    if getattr(hf.config, "edgeopt_pruned_layers", None):  # a pruned teacher: keep the copied layers' shapes
+        hf.config.edgeopt_pruned_layers = [hf.config.edgeopt_pruned_layers[i] for i in layer_map]
+    for parameter in hf.parameters():
+        parameter.requires_grad_(True)
+    return BertClassifier(hf).train(), {"builder": "bert", "source": f"{depth} layers of the teacher"}, layer_map
+
+
+def check_label_space(student: nn.Module, example: dict, classes: int) -> None:
+    student.eval()
+    with torch.no_grad():
+        logits = student(**{k: torch.from_numpy(v) for k, v in example.items()})
+    student.train()
+    if logits.shape[-1] != classes:
+        raise InvalidInput(f"the student predicts {logits.shape[-1]} classes but the teacher has {classes}; "
+                           "distillation needs the same label space")
+
+
+def distillation_loss(teacher: nn.Module, config: DistillConfig, layer_map: list[int]) -> LossFn:
+    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(labels) [+ BERT hidden/attention MSE]."""
+    temperature, alpha = config.temperature, config.alpha
+    internal = bool(layer_map) and (config.hidden_weight > 0 or config.attention_weight > 0)
+    if internal and config.attention_weight > 0:
+        for model in (teacher,):
+            model.hf.set_attn_implementation("eager")  # attention maps are only returned by eager attention
+
+    def soft_hard(student_logits, teacher_logits, labels):
+        soft = F.kl_div(F.log_softmax(student_logits / temperature, -1), F.softmax(teacher_logits / temperature, -1),
+                        reduction="batchmean") * temperature ** 2
+        return alpha * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
+
+    def loss(student: nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        if not internal:
+            with torch.no_grad():
+                teacher_logits = teacher(**inputs).float()
+            return soft_hard(student(**inputs).float(), teacher_logits, labels)
+        attentions = config.attention_weight > 0
+        if attentions:
+            student.hf.set_attn_implementation("eager")
+        with torch.no_grad():
+            t = teacher.hf(**inputs, output_hidden_states=True, output_attentions=attentions)
+        s = student.hf(**inputs, output_hidden_states=True, output_attentions=attentions)
+        total = soft_hard(s.logits.float(), t.logits.float(), labels)
+        pairs = [(0, 0)] + [(j + 1, i + 1) for j, i in enumerate(layer_map)]  # embeddings, then mapped layers
+        if config.hidden_weight > 0:
+            total = total + config.hidden_weight * sum(
+                F.mse_loss(s.hidden_states[j].float(), t.hidden_states[i].float()) for j, i in pairs) / len(pairs)
+        if attentions:
+            total = total + config.attention_weight * sum(
+                F.mse_loss(s.attentions[j].float(), t.attentions[i].float())
+                for j, i in enumerate(layer_map)) / len(layer_map)
+        return total
+
+    return loss

@@ -1,0 +1,325 @@
+"""Structured pruning: remove whole channels, hidden units, attention heads and FFN units.
+
+The result is a genuinely smaller dense model (fewer parameters and MACs) that exports like its parent.
+CNNs go through torch-pruning's DepGraph, which keeps coupled layers (residual adds, BN, depthwise convs)
+consistent. LSTMs and BERT are sliced gate-/head-aware with torch-pruning's pruning functions: DepGraph's
+LSTM pruner does not keep the four gates aligned, and HF BERT needs its attention bookkeeping updated.
+Recovery fine-tuning (optionally after each of several pruning steps) uses the shared training loop.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch_pruning as tp
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from edgeopt.core.artifacts import Artifact, Family, Format
+from edgeopt.core.data import load_dataset
+from edgeopt.core.errors import InvalidInput
+from edgeopt.core.models.zoo import count_macs_params, load_module, preprocessor_of, save_torch_artifact
+from edgeopt.core.train import TrainConfig, evaluate, fit, iterate_batches, seed_everything
+
+Criterion = Literal["magnitude", "bn_scale", "taylor", "lamp", "random"]
+
+
+class PruneConfig(BaseModel):
+    """What to remove and how to recover. `ratio` is the fraction of channels / units / heads removed."""
+
+    model_config = ConfigDict(extra="forbid")
+    ratio: float = Field(0.5, gt=0, lt=1, description="fraction of channels (CNN), hidden units (LSTM) or "
+                                                      "FFN units (BERT) to remove")
+    target_macs: float | None = Field(None, gt=0, lt=1, description="CNN: instead of a ratio, prune until MACs "
+                                                                      "are at most this fraction of the original")
+    head_ratio: float = Field(0.5, ge=0, lt=1, description="BERT: fraction of attention heads to remove per layer")
+    criterion: Criterion = Field("magnitude", description="importance: magnitude (L2), bn_scale, taylor, lamp, "
+                                                          "random (CNN); LSTM/BERT use magnitude")
+    global_pruning: bool = Field(False, description="rank channels across layers (True) or prune each layer "
+                                                    "by the same ratio (False)")
+    steps: int = Field(1, ge=1, le=50, description="iterative pruning: reach the ratio in this many steps, "
+                                                   "fine-tuning after each")
+    finetune: TrainConfig | None = Field(None, description="recovery training after each step; None = none")
+    taylor_batches: int = Field(4, ge=1, description="batches of train data for Taylor gradients")
+    eval_samples: int | None = Field(None, ge=1, description="test-split subset for the before/after accuracy")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "PruneConfig":
+        if self.target_macs is not None and "ratio" in self.model_fields_set:
+            raise ValueError("give either ratio or target_macs, not both")
+        return self
+
+
+def prune(artifact: Artifact, config: PruneConfig, out_dir: Path, progress=None) -> Artifact:
+    """Prune a torch-format artifact, fine-tune it if asked, and save the smaller model as a child artifact."""
+    if artifact.format != Format.TORCH:
+        raise InvalidInput(f"{artifact.path}: pruning needs a torch-format artifact, got {artifact.format}; "
+                           "prune first, then export")
+    seed_everything(config.finetune.seed if config.finetune else 0)
+    data = load_dataset(artifact.dataset.get("name") or "fashion-mnist")
+    model = load_module(artifact)
+    preprocessor = preprocessor_of(artifact)
+    example = preprocessor(data.test.inputs[:2])
+    test = data.test.subset(config.eval_samples)
+    macs_before, params_before = count_macs_params(model, example)
+    accuracy_before = evaluate(model, preprocessor, test)
+
+    pruner = PRUNERS[artifact.family](model, example, config, len(artifact.labels))
+    history = []
+    for step in range(config.steps):
+        batches = iterate_batches(preprocessor, data.train, 32, shuffle=True, seed=step)
+        pruner.step(step + 1, batches)
+        entry = {"step": step + 1, "macs": count_macs_params(model, example)[0]}
+        if config.finetune is not None:
+            result = fit(model, preprocessor, data.train, data.val, config.finetune, progress=progress)
+            entry["val_accuracy"] = result.best_val_accuracy
+        history.append(entry)
+        if pruner.done:
+            break
+
+    model.eval()
+    macs, params = count_macs_params(model, example)
+    accuracy = evaluate(model, preprocessor, test)
+    arch = pruner.arch(artifact.arch)
+    metrics = {"test_accuracy": accuracy, "prune": {
+        "parent_test_accuracy": accuracy_before, "accuracy_drop": accuracy_before - accuracy,
+        "parent_macs": macs_before, "parent_params": params_before,
+        "macs_reduction": macs_before / max(1, macs), "params_reduction": params_before / max(1, params),
+        "eval_samples": len(test), "history": history, **pruner.summary()}}
+    step = {"step": "prune", **config.model_dump(mode="json")}
+    return save_torch_artifact(model, arch, preprocessor, Path(out_dir), name=f"{artifact.name}-pruned",
+                               family=artifact.family, data=data, recipe=list(artifact.recipe) + [step],
+                               metrics=metrics, parent=artifact.sha256)
+
+
+# --- CNN: torch-pruning DepGraph ---------------------------------------------------------------------------
+
+IMPORTANCE = {
+    "magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+    "bn_scale": lambda: tp.importance.BNScaleImportance(),
+    "taylor": lambda: tp.importance.GroupTaylorImportance(),
+    "lamp": lambda: tp.importance.LAMPImportance(p=2),
+    "random": lambda: tp.importance.RandomImportance(),
+}
+
+
+def check_traceable(model: nn.Module, example: dict[str, torch.Tensor]) -> tp.DependencyGraph:
+    """Build the dependency graph; name the module when torch-pruning cannot see how a layer is used.
+
+    A layer missing from the traced graph (its output is detached, or used outside autograd) would be pruned
+    without its consumers, leaving an inconsistent model, so it is an error rather than a warning.
+    """
+    current: list[str] = []
+    hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: current.append(name))
+             for name, m in model.named_modules() if name]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    except Exception as error:
+        where = current[-1] if current else "the model's forward"
+        raise InvalidInput(f"torch-pruning cannot trace the model at module {where!r}: "
+                           f"{type(error).__name__}: {error}") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    prunable = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LSTM)
+    untraced = [name for name, m in model.named_modules() if isinstance(m, prunable) and m not in graph.module2node]
+    if untraced:
+        raise InvalidInput(f"torch-pruning cannot trace module(s) {', '.join(untraced)}: their outputs do not "
+                           "reach the logits through autograd (detached or non-differentiable); pruning them "
+                           "would break the model")
+    return graph
+
+
+class ChannelPruner:
+    """Channel pruning of CNNs with DepGraph: by ratio, or step by step down to a MACs target."""
+
+    def __init__(self, model: nn.Module, example: dict, config: PruneConfig, num_classes: int):
+        tensors = {k: torch.from_numpy(v) for k, v in example.items()}
+        model.eval()
+        if config.criterion == "bn_scale" and not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                                      for m in model.modules()):
+            raise InvalidInput("criterion bn_scale ranks channels by BatchNorm scale, but this model has no "
+                               "BatchNorm layers; use magnitude, taylor or lamp")
+        check_traceable(model, tensors)
+        self.model, self.example, self.config = model, tensors, config
+        self.base_macs = count_macs_params(model, example)[0]
+        self.example_np = example
+        heads = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))
+                 and (getattr(m, "out_features", None) or getattr(m, "out_channels", None)) == num_classes]
+        # To a MACs target: many small steps, stopping as soon as the target is met.
+        self.macs_steps = 40 if config.target_macs is not None else 0
+        ratio = 0.9 if config.target_macs is not None else config.ratio
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.pruner = tp.pruner.MetaPruner(
+                model, tensors, importance=IMPORTANCE[config.criterion](), pruning_ratio=ratio,
+                iterative_steps=self.macs_steps or config.steps, global_pruning=config.global_pruning,
+                ignored_layers=heads, round_to=None)
+        self.done = False
+        self.taken = 0
+
+    def _gradients(self, batches) -> None:
+        """Taylor importance needs gradients of the loss on real data."""
+        self.model.zero_grad()
+        self.model.train()
+        for index, (inputs, labels) in enumerate(batches):
+            if index >= self.config.taylor_batches:
+                break
+            nn.functional.cross_entropy(self.model(**inputs), labels).backward()
+        self.model.eval()
+
+    def _one(self, batches) -> None:
+        if self.config.criterion == "taylor":
+            self._gradients(batches)
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.pruner.step()
+        self.model.zero_grad(set_to_none=True)
+        self.taken += 1
+
+    def step(self, index: int, batches) -> None:
+        if not self.macs_steps:
+            self._one(batches)
+            self.done = index >= self.config.steps
+            return
+        # Share the MACs target across the configured steps; the last step reaches it.
+        goal = self.base_macs * (1 - (1 - self.config.target_macs) * index / self.config.steps)
+        while self.taken < self.macs_steps and count_macs_params(self.model, self.example_np)[0] > goal:
+            self._one(batches)
+        self.done = index >= self.config.steps or self.taken >= self.macs_steps
+
+    def arch(self, parent: dict) -> dict:
+        return {**parent, "pruned": True}
+
+    def summary(self) -> dict:
+        widths = {name: m.out_channels for name, m in self.model.named_modules()
+                  if isinstance(m, nn.modules.conv._ConvNd)}
+        return {"method": "torch-pruning DepGraph channel pruning", "criterion": self.config.criterion,
+                "global": self.config.global_pruning, "conv_widths": widths}
+
+
+# --- LSTM: hidden units, four gates kept aligned --------------------------------------------------------------
+
+def keep_indices(scores: torch.Tensor, keep: int) -> torch.Tensor:
+    return torch.sort(torch.topk(scores, keep).indices).values
+
+
+def prune_rnn_hidden(rnn: nn.RNNBase, keep: torch.Tensor) -> None:
+    """Keep hidden units `keep` of a 1-layer unidirectional LSTM/GRU: rows of every gate, columns of W_hh."""
+    if rnn.num_layers != 1 or rnn.bidirectional:
+        raise InvalidInput(f"hidden-unit pruning supports 1-layer unidirectional RNNs, got {rnn}")
+    gates = rnn.weight_hh_l0.shape[0] // rnn.hidden_size
+    rows = torch.cat([keep + g * rnn.hidden_size for g in range(gates)])
+    with torch.no_grad():
+        rnn.weight_ih_l0 = nn.Parameter(rnn.weight_ih_l0[rows].clone())
+        rnn.weight_hh_l0 = nn.Parameter(rnn.weight_hh_l0[rows][:, keep].clone())
+        if rnn.bias:
+            rnn.bias_ih_l0 = nn.Parameter(rnn.bias_ih_l0[rows].clone())
+            rnn.bias_hh_l0 = nn.Parameter(rnn.bias_hh_l0[rows].clone())
+    rnn.hidden_size = len(keep)
+    rnn._init_flat_weights()
+
+
+class HiddenUnitPruner:
+    """LSTM/GRU hidden units by magnitude (all gates' rows, recurrent columns and the classifier's columns)."""
+
+    done = True
+
+    def __init__(self, model: nn.Module, example: dict, config: PruneConfig, num_classes: int):
+        rnns = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.LSTM, nn.GRU))]
+        if len(rnns) != 1 or not isinstance(getattr(model, "fc", None), nn.Linear):
+            raise InvalidInput("hidden-unit pruning expects one LSTM/GRU followed by a linear `fc` classifier "
+                               f"(the zoo lstm and the rnn students); found {[n for n, _ in rnns]}")
+        self.model, self.config, self.rnn = model, config, rnns[0][1]
+        self.original = self.rnn.hidden_size
+
+    def step(self, index: int, batches) -> None:
+        rnn, fc = self.rnn, self.model.fc
+        target = round(self.original * (1 - self.config.ratio * index / self.config.steps))
+        h = rnn.hidden_size
+        gates = rnn.weight_ih_l0.view(-1, h, rnn.input_size).norm(dim=(0, 2)) ** 2
+        gates += rnn.weight_hh_l0.view(-1, h, h).norm(dim=(0, 2)) ** 2 + rnn.weight_hh_l0.norm(dim=0) ** 2
+        scores = gates + fc.weight.norm(dim=0) ** 2
+        keep = keep_indices(scores.detach(), max(1, target))
+        prune_rnn_hidden(rnn, keep)
+        tp.prune_linear_in_channels(fc, sorted(set(range(h)) - set(keep.tolist())))
+        self.done = index >= self.config.steps
+
+    def arch(self, parent: dict) -> dict:
+        return {**parent, "pruned": True}
+
+    def summary(self) -> dict:
+        return {"method": "gate-aware hidden-unit slicing (magnitude)", "hidden": self.rnn.hidden_size,
+                "original_hidden": self.original}
+
+
+# --- BERT: attention heads and FFN units -------------------------------------------------------------------
+
+class BertPruner:
+    """Removes the least important heads (q/k/v rows + output columns) and FFN units in every layer.
+
+    The saved HF config records each layer's heads and FFN width (`edgeopt_pruned_layers`); the head size
+    and therefore the attention scaling are unchanged, so save -> load -> export round-trips.
+    """
+
+    done = True
+
+    def __init__(self, model: nn.Module, example: dict, config: PruneConfig, num_classes: int):
+        self.model, self.config = model, config
+        self.hf = model.hf
+        first = self.hf.bert.encoder.layer[0]
+        self.original = {"heads": first.attention.self.num_attention_heads,
+                         "intermediate": first.intermediate.dense.out_features}
+
+    def step(self, index: int, batches) -> None:
+        fraction = index / self.config.steps
+        for layer in self.hf.bert.encoder.layer:
+            self._prune_heads(layer.attention, round(self.original["heads"] * (1 - self.config.head_ratio * fraction)))
+            self._prune_ffn(layer, round(self.original["intermediate"] * (1 - self.config.ratio * fraction)))
+        self.hf.config.edgeopt_pruned_layers = self.layers()
+        self.hf.config.attention_head_size = self.hf.bert.encoder.layer[0].attention.self.attention_head_size
+        self.done = index >= self.config.steps
+
+    @staticmethod
+    def _prune_heads(attention: nn.Module, keep_heads: int) -> None:
+        self_attention, size = attention.self, attention.self.attention_head_size
+        heads = self_attention.num_attention_heads
+        if keep_heads >= heads:
+            return
+        norm = lambda w: w.view(heads, size, -1).norm(dim=(1, 2)) ** 2  # noqa: E731
+        scores = norm(self_attention.query.weight) + norm(self_attention.key.weight) + norm(
+            self_attention.value.weight) + attention.output.dense.weight.view(-1, heads, size).norm(dim=(0, 2)) ** 2
+        kept = keep_indices(scores.detach(), max(1, keep_heads))
+        removed = [h * size + i for h in range(heads) if h not in set(kept.tolist()) for i in range(size)]
+        for linear in (self_attention.query, self_attention.key, self_attention.value):
+            tp.prune_linear_out_channels(linear, removed)
+        tp.prune_linear_in_channels(attention.output.dense, removed)
+        self_attention.num_attention_heads = len(kept)
+        self_attention.all_head_size = len(kept) * size
+
+    @staticmethod
+    def _prune_ffn(layer: nn.Module, keep: int) -> None:
+        up, down = layer.intermediate.dense, layer.output.dense
+        if keep >= up.out_features:
+            return
+        scores = up.weight.norm(dim=1) * down.weight.norm(dim=0)
+        kept = set(keep_indices(scores.detach(), max(1, keep)).tolist())
+        removed = [i for i in range(up.out_features) if i not in kept]
+        tp.prune_linear_out_channels(up, removed)
+        tp.prune_linear_in_channels(down, removed)
+
+    def layers(self) -> list[dict]:
+        return [{"heads": layer.attention.self.num_attention_heads,
+                 "intermediate": layer.intermediate.dense.out_features} for layer in self.hf.bert.encoder.layer]
+
+    def arch(self, parent: dict) -> dict:
+        return dict(parent)  # the HF config carries the pruned shapes
+
+    def summary(self) -> dict:
+        return {"method": "head and FFN-unit slicing (magnitude)", "layers": self.layers(),
+                "original": self.original}
+
+
+PRUNERS = {Family.CNN: ChannelPruner, Family.LSTM: HiddenUnitPruner, Family.BERT: BertPruner}
