@@ -125,13 +125,13 @@ class Lineage:
 
     @classmethod
     def around(cls, artifacts: Iterable[Artifact], references: Iterable[Path] = ()) -> "Lineage":
-        from edgeopt.core.models.zoo import ZOO, zoo_locations
+        from edgeopt.core.paths import BUNDLED_WEIGHTS_DIR, cache_dir
 
         lineage = cls()
         dirs: list[Path] = [Path(r) for r in references]
         for artifact in artifacts:
             dirs += [artifact.path, *sorted(p.parent for p in artifact.path.parent.glob(f"*/{MANIFEST}"))]
-        dirs += [loc for name in ZOO for loc in zoo_locations(name)]
+        dirs += [p.parent for root in (cache_dir() / "zoo", BUNDLED_WEIGHTS_DIR) for p in root.glob(f"*/{MANIFEST}")]
         for directory in dirs:
             manifest = Path(directory) / MANIFEST
             if manifest.exists():

@@ -38,8 +38,18 @@ class WorkerRequest(BaseModel):
 
 
 def rss_peak_mb() -> float:
-    """The kernel's high-water mark of this process's resident memory (ru_maxrss is KiB on Linux)."""
-    scale = 1 / 1024 / 1024 if sys.platform == "darwin" else 1 / 1024
+    """The kernel's high-water mark of this process's resident memory.
+
+    VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a worker started by a big parent would
+    inherit the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    scale = 1 / 1024 / 1024 if sys.platform == "darwin" else 1 / 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
@@ -116,6 +126,12 @@ def main(argv: list[str]) -> int:
     request = WorkerRequest.model_validate_json(request_path.read_text())
     if request.cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, request.cores)  # before any runtime creates its thread pool
+    if request.memory_mb:
+        # Backstop only: the parent polls resident memory and the exact high-water mark is checked at the end.
+        # RLIMIT_DATA (private writable memory) turns a runaway allocation into MemoryError / bad_alloc before
+        # it can take the host down; it is set at twice the cap because it counts reserved, untouched pages too.
+        limit = 2 * request.memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.getrlimit(resource.RLIMIT_DATA)[1]))
     try:
         result = measure(request)
     except BaseException as error:  # noqa: BLE001 - every failure becomes this candidate's recorded error

@@ -15,9 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edgeopt.core.artifacts import Family, Format
 from edgeopt.core.errors import InvalidInput
+from edgeopt.benchmarks.latency import LatencyConfig
 from edgeopt.optimize.distill import DistillConfig
 from edgeopt.optimize.prune import PruneConfig
 from edgeopt.optimize.quantize import QuantizeConfig
+from edgeopt.recommend import Budget
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
 RuntimeName = Literal["torch", "onnxruntime", "openvino", "tensorrt"]
@@ -45,6 +47,19 @@ class RecipeConfig(Strict):
                                         "implies its format (torch, onnx, openvino IR, tensorrt engine)")
 
 
+    @model_validator(mode="after")
+    def _runtimes_fit(self) -> "RecipeConfig":
+        if self.quantize is not None and "torch" in self.runtimes:
+            raise ValueError(f"recipe {self.name!r}: quantize works on exported models (onnxruntime, openvino); "
+                             "remove torch from its runtimes")
+        if self.quantize is not None and "tensorrt" in self.runtimes:
+            raise ValueError(f"recipe {self.name!r}: TensorRT builds its own INT8 engines; remove tensorrt from "
+                             "the runtimes of a quantize recipe")
+        if len(set(self.runtimes)) != len(self.runtimes):
+            raise ValueError(f"recipe {self.name!r}: runtimes listed twice ({self.runtimes})")
+        return self
+
+
 class ModelConfig(Strict):
     """Where a model comes from: exactly one of zoo, module (+ weights), onnx, huggingface."""
 
@@ -52,6 +67,8 @@ class ModelConfig(Strict):
     module: str | None = Field(None, description="your torch model: 'package.module:function' returning an "
                                                  "nn.Module called as model(**inputs)")
     weights: Path | None = Field(None, description="state_dict file for `module` (loaded with weights_only=True)")
+    python_path: Path | None = Field(None, description="directory `module` is imported from when it is not "
+                                                       "installed (default: the config file's directory)")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for the module factory")
     onnx: Path | None = Field(None, description="your ONNX file (inputs named as the family expects)")
     huggingface: Path | None = Field(None, description="a Hugging Face sequence-classification directory "
@@ -60,7 +77,11 @@ class ModelConfig(Strict):
                                                     "attention_mask); implied for zoo and huggingface")
     dataset: str | None = Field(None, description="fashion-mnist, rotten-tomatoes, or a path: IDX directory, "
                                                   "image folder, CSV (text,label); default: the zoo model's")
-    eval_samples: int | None = Field(None, ge=1, description="seeded test subset for accuracy (None = whole split)")
+    image_mean: float | None = Field(None, description="your cnn: input normalisation mean on 0..1 pixels "
+                                                       "(default: measured on the train split)")
+    image_std: float | None = Field(None, gt=0, description="your cnn: normalisation std (default: measured)")
+    max_len: int = Field(64, ge=8, le=512, description="huggingface: tokens per text")
+    eval_samples: int | None = Field(None, ge=1, description="seeded test subset for accuracy (default: measure's)")
     devices: list[str] | None = Field(None, min_length=1, description="override the top-level devices")
     batch_sizes: list[int] | None = Field(None, min_length=1, description="override the top-level batch sizes")
     recipes: list[RecipeConfig] = Field(default_factory=lambda: [RecipeConfig(name="fp32")], min_length=1)
@@ -75,8 +96,9 @@ class ModelConfig(Strict):
             raise ValueError(f"module {self.module!r} must look like 'package.module:function'")
         if self.weights is not None and self.module is None:
             raise ValueError("weights only go with module (a state_dict for your factory)")
-        if (self.module or self.onnx) and self.family is None:
-            raise ValueError("family is required for module and onnx sources: one of cnn, lstm, bert")
+        if (self.module or self.onnx) and self.family not in (None, Family.CNN):
+            raise ValueError(f"family {self.family}: module and onnx sources take images (family cnn); bring "
+                             "text models as a huggingface directory (it carries its tokenizer)")
         if (self.module or self.onnx or self.huggingface) and self.dataset is None:
             raise ValueError("dataset is required for your own model (a name or a path)")
         names = [r.name for r in self.recipes]
@@ -95,18 +117,18 @@ class ModelConfig(Strict):
 
         if self.zoo:
             return zoo_entry(self.zoo).family
-        return self.family or Family.BERT
+        return Family.BERT if self.huggingface else Family.CNN
 
 
 class MeasureConfig(Strict):
-    """How hard to measure: kept small by default so a full sweep fits a laptop coffee break."""
+    """How hard to measure: kept small by default so a full sweep stays short on a small machine."""
 
-    warmup: int = Field(5, ge=0, description="untimed runs before timing")
-    iterations: int = Field(50, ge=3, description="timed runs per candidate (median CI needs a few)")
-    max_seconds: float = Field(5.0, gt=0, description="stop timing after this long even if iterations remain")
-    eval_samples: int | None = Field(1000, ge=1, description="default seeded test subset for accuracy")
-    timeout_s: float = Field(300, gt=0, description="a measurement subprocess running longer is killed and "
-                                                    "recorded as failed")
+    latency: LatencyConfig = Field(default_factory=lambda: LatencyConfig(
+        warmup_runs=3, warmup_seconds=0.2, min_runs=20, min_seconds=0.5, max_seconds=5.0),
+        description="warm-up and timing of each batch size (the harness's LatencyConfig)")
+    eval_samples: int | None = Field(1000, ge=1, description="default seeded test subset for accuracy "
+                                                             "(a model's eval_samples overrides it)")
+    timeout_s: float = Field(600, gt=0, description="a measurement running longer is killed and recorded as failed")
 
 
 class Config(Strict):
@@ -119,6 +141,7 @@ class Config(Strict):
                                            "skipped with the reason")
     batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
+    budget: Budget | None = Field(None, description="the report's recommendation uses this budget")
     models: dict[str, ModelConfig] = Field(min_length=1, description="model name -> where it comes from and "
                                                                      "its recipes")
 
@@ -175,7 +198,9 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         return None if path is None or path.is_absolute() else base / path
 
     for model in config.models.values():
-        for key in ("weights", "onnx", "huggingface"):
+        if model.module and model.python_path is None:
+            model.python_path = base
+        for key in ("weights", "onnx", "huggingface", "python_path"):
             value = getattr(model, key)
             if value is not None and not value.is_absolute():
                 setattr(model, key, fix(value))
@@ -197,6 +222,8 @@ def format_validation_error(error: ValidationError, root: type[BaseModel]) -> st
             message = f"unknown key; allowed: {', '.join(allowed)}" if allowed else "unknown key"
         elif problem["type"] == "missing":
             message = "required field missing"
+        elif not problem["type"].startswith(("value_error", "assertion")) and "input" in problem:
+            message += f" (got {str(problem['input'])[:60]!r})"
         lines.append(f"{where}: {message}")
     return "; ".join(lines)
 

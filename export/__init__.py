@@ -7,10 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from edgeopt.core.artifacts import Artifact, Format, Precision
 from edgeopt.core.errors import InvalidInput, ParityError
+from edgeopt.core.progress import ProgressFactory
 
 from .base import Exporter
 from .onnx import OnnxExportConfig, OnnxExporter
@@ -27,7 +28,8 @@ EXPORTERS: dict[str, Exporter] = {
 
 
 def export_artifact(artifact: Artifact | str | Path, fmt: str, out_dir: str | Path, precision: str = "fp32",
-                    options: BaseModel | dict[str, Any] | None = None, verify: bool = True) -> Artifact:
+                    options: BaseModel | dict[str, Any] | None = None, verify: bool = True,
+                    progress: ProgressFactory | None = None) -> Artifact:
     """Export `artifact` to format `fmt` in `out_dir`; with verify, check parity against it (ParityError if off).
 
     The parity report is stored in `child.metrics["parity"]` (also when the check fails, so it can be inspected).
@@ -49,13 +51,20 @@ def export_artifact(artifact: Artifact | str | Path, fmt: str, out_dir: str | Pa
         raise InvalidInput(f"{artifact.path}: {fmt} export starts from {' or '.join(exporter.sources)} artifacts, "
                            f"not {artifact.format}")
     if isinstance(options, dict) or options is None:
-        options = exporter.config_class.model_validate(options or {})
+        try:
+            options = exporter.config_class.model_validate(options or {})
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise InvalidInput(f"{fmt} export options: {problems}") from None
     elif not isinstance(options, exporter.config_class):
         raise InvalidInput(f"{fmt} export takes {exporter.config_class.__name__} options, "
                            f"not {type(options).__name__}")
+    advance = progress(f"export {artifact.name} -> {fmt} {precision}", 1) if progress else None
     child = exporter.export(artifact, Path(out_dir), precision, options)
+    if advance:
+        advance()
     if verify:
-        report = verify_parity(child, artifact, raise_on_failure=False)
+        report = verify_parity(child, artifact, raise_on_failure=False, progress=progress)
         child.metrics["parity"] = report
         child.save()
         if not report["ok"]:

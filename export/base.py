@@ -1,6 +1,7 @@
 """The one Exporter interface: write a child artifact in another format; `export_artifact` checks its parity."""
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -21,6 +22,10 @@ class Exporter(ABC):
         """Write the child artifact into `out_dir` and return it saved (the parity check comes after)."""
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def first_line(error: BaseException) -> str:
-    text = str(error).strip()
+    """The first line of an error message (libraries put pages of context after it), without colour codes."""
+    text = ANSI_ESCAPE.sub("", str(error)).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -32,8 +32,9 @@ METADATA_PREFIX = "edgeopt."
 
 class OnnxExportConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    opset: int = Field(18, ge=13, le=23, description="ONNX opset")
-    exporter: Literal["dynamo", "torchscript"] = Field("dynamo", description="torch.export-based or legacy tracer")
+    opset: int | None = Field(None, ge=13, le=23, description="ONNX opset; None = the family's (18)")
+    exporter: Literal["dynamo", "torchscript"] | None = Field(
+        None, description="torch.export-based or the TorchScript tracer; None = the family's default")
     preprocess: bool = Field(True, description="run onnxruntime quant_pre_process so ORT can quantize the graph")
 
 
@@ -45,21 +46,28 @@ class OnnxExporter(Exporter):
 
     def export(self, artifact: Artifact, out_dir: Path, precision: Precision, config: OnnxExportConfig) -> Artifact:
         out_dir = Path(out_dir)
+        config = resolve(config, artifact)
+        export_onnx_file(artifact, out_dir / MODEL_FILE, config)
         child = artifact.derive(out_dir, format=Format.ONNX, precision=precision, model_file=MODEL_FILE,
                                 step={"step": "export", "format": "onnx", "exporter": config.exporter,
                                       "opset": config.opset, "preprocessed": config.preprocess})
-        export_onnx_file(artifact, out_dir / MODEL_FILE, config)
         write_metadata(out_dir / MODEL_FILE, child, artifact, config)
         return child.save()
 
 
+def resolve(config: OnnxExportConfig, artifact: Artifact) -> OnnxExportConfig:
+    """Fill the family defaults (exporter, opset) so the manifest records what was actually used."""
+    spec = spec_for(artifact.family)
+    return config.model_copy(update={"exporter": config.exporter or spec.onnx_exporter,
+                                     "opset": config.opset or spec.opset})
+
+
 def export_onnx_file(artifact: Artifact, path: Path, config: OnnxExportConfig) -> None:
     """The torch module of `artifact` -> one self-contained ONNX file at `path` (weights inside)."""
-    import torch
-
     from edgeopt.core.models.zoo import load_module
     from edgeopt.core.train import to_tensors
 
+    config = resolve(config, artifact)
     spec = spec_for(artifact.family)
     module = load_module(artifact)
     example = to_tensors(spec.example_inputs(artifact))
@@ -72,6 +80,8 @@ def export_onnx_file(artifact: Artifact, path: Path, config: OnnxExportConfig) -
         except Exception as error:
             raise ExportError(f"{artifact.name}: ONNX export with the {config.exporter} exporter (opset "
                               f"{config.opset}) failed at {failing_op(error, module)}: {first_line(error)}") from error
+        _drop_value_info(raw)
+        _check_dynamic(raw, spec, artifact, config)
         if config.preprocess:
             from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -110,6 +120,34 @@ def _torch_export(module, example: dict, path: Path, spec: ExportSpec, config: O
         torch.onnx.export(module, tuple(example[n] for n in names), str(path), input_names=names,
                           output_names=[spec.output_name], dynamic_axes=spec.dynamic_axes,
                           opset_version=config.opset, dynamo=False)
+
+
+def _drop_value_info(path: Path) -> None:
+    """Drop the exporter's intermediate shape annotations; shape inference recomputes them.
+
+    The dynamo exporter annotates the LSTM output with the traced sequence length (16) although the graph is
+    dynamic; ONNX Runtime ignores it but OpenVINO trusts it and then rejects other lengths.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.graph.value_info[:]
+    onnx.save(model, str(path))
+
+
+def _check_dynamic(path: Path, spec: ExportSpec, artifact: Artifact, config: OnnxExportConfig) -> None:
+    """An exporter that fixed a dimension meant to be dynamic (batch, sequence) made a wrong graph: fail."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    for tensor in model.graph.input:
+        dims = tensor.type.tensor_type.shape.dim
+        for axis, name in spec.dynamic_axes.get(tensor.name, {}).items():
+            if axis < len(dims) and dims[axis].HasField("dim_value"):
+                other = "torchscript" if config.exporter == "dynamo" else "dynamo"
+                raise ExportError(f"{artifact.name}: the {config.exporter} exporter fixed dimension {name!r} of "
+                                  f"input {tensor.name!r} to {dims[axis].dim_value}; it must stay dynamic "
+                                  f"(try exporter={other})")
 
 
 def failing_op(error: BaseException, module) -> str:

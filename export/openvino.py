@@ -18,7 +18,7 @@ from edgeopt.core.artifacts import Artifact, Format, Precision
 from edgeopt.core.errors import ExportError
 
 from .base import Exporter, first_line
-from .onnx import OnnxExportConfig, check_onnx_file, export_onnx_file, failing_op
+from .onnx import OnnxExportConfig, check_onnx_file, export_onnx_file, resolve, failing_op
 from .specs import spec_for
 
 MODEL_FILE = "model.xml"
@@ -44,7 +44,8 @@ class OpenVINOExporter(Exporter):
         source = "onnx" if artifact.format == Format.ONNX else config.source
         step = {"step": "export", "format": "openvino", "source": source, "compress_to_fp16": precision == "fp16"}
         if source == "onnx" and artifact.format == Format.TORCH:
-            step.update(exporter=config.onnx.exporter, opset=config.onnx.opset)
+            onnx_config = resolve(config.onnx, artifact)
+            step.update(exporter=onnx_config.exporter, opset=onnx_config.opset)
         # an int8 (QDQ) ONNX parent stays int8 in IR; fp16 compression applies to float weights only
         child_precision = artifact.precision if artifact.precision == Precision.INT8 else precision
         child = artifact.derive(out_dir, format=Format.OPENVINO, precision=child_precision, model_file=MODEL_FILE,

@@ -16,7 +16,7 @@ from edgeopt.core.errors import BackendUnavailable, ExportError, InvalidInput
 from edgeopt.runtimes.tensorrt_runtime import TensorRTRuntime, require_tensorrt
 
 from .base import Exporter
-from .onnx import OnnxExportConfig, check_onnx_file, export_onnx_file
+from .onnx import OnnxExportConfig, check_onnx_file, export_onnx_file, resolve
 from .specs import spec_for
 
 MODEL_FILE = "model.engine"
@@ -45,11 +45,13 @@ class TensorRTExporter(Exporter):
         if not probe.ok:
             raise BackendUnavailable(probe.reason)
         int8 = config.int8 or precision == Precision.INT8 or artifact.precision == Precision.INT8
+        step = {"step": "export", "format": "tensorrt", "workspace_mb": config.workspace_mb,
+                "fp16": precision == Precision.FP16, "int8": int8, "tensorrt": probe.version}
+        if artifact.format == Format.TORCH:
+            onnx_config = resolve(config.onnx, artifact)
+            step.update(exporter=onnx_config.exporter, opset=onnx_config.opset)
         child = artifact.derive(out_dir, format=Format.TENSORRT, precision=Precision.INT8 if int8 else precision,
-                                model_file=MODEL_FILE,
-                                step={"step": "export", "format": "tensorrt", "workspace_mb": config.workspace_mb,
-                                      "fp16": precision == Precision.FP16, "int8": int8,
-                                      "tensorrt": probe.version})
+                                model_file=MODEL_FILE, step=step)
         with tempfile.TemporaryDirectory() as scratch:
             if artifact.format == Format.ONNX:
                 onnx_path = artifact.model_path
@@ -93,7 +95,7 @@ def build_engine(onnx_path: Path, artifact: Artifact, precision: Precision, int8
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [parser.get_error(i) for i in range(parser.num_errors)]
-        where = "; ".join(f"node {e.node_name() or e.node()} ({e.node_operator()}): {e.desc()}" for e in errors)
+        where = "; ".join(describe_parser_error(e) for e in errors)
         raise ExportError(f"{artifact.name}: TensorRT {trt.__version__} ONNX parser failed at {where}")
     builder_config = builder.create_builder_config()
     builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_mb << 20)
@@ -121,3 +123,10 @@ def build_engine(onnx_path: Path, artifact: Artifact, precision: Precision, int8
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         cache_path.write_bytes(memoryview(builder_config.get_timing_cache().serialize()))
     return bytes(memoryview(serialized))
+
+
+def describe_parser_error(error) -> str:
+    """'node NAME (OP): why' from an ONNX parser error (node_name/node_operator exist since TensorRT 8.6)."""
+    name = error.node_name() if hasattr(error, "node_name") else error.node()
+    operator = error.node_operator() if hasattr(error, "node_operator") else "?"
+    return f"node {name} ({operator}): {error.desc()}"

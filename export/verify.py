@@ -12,6 +12,7 @@ import numpy as np
 
 from edgeopt.core.artifacts import Artifact, Format
 from edgeopt.core.errors import ParityError
+from edgeopt.core.progress import ProgressFactory
 from edgeopt.runtimes import RuntimeConfig, load_runtime
 
 from .specs import Tolerance, dataset_of, spec_for
@@ -25,7 +26,7 @@ def parity_config(artifact: Artifact, runtime: str | None) -> RuntimeConfig:
 def verify_parity(child: Artifact, parent: Artifact, *, runtime: str | None = None,
                   reference_runtime: str | None = None, tolerance: Tolerance | None = None,
                   batch_sizes: tuple[int, ...] | None = None, seq_lengths: tuple[int | None, ...] | None = None,
-                  raise_on_failure: bool = True) -> dict[str, Any]:
+                  raise_on_failure: bool = True, progress: ProgressFactory | None = None) -> dict[str, Any]:
     """Compare `child` (through `runtime`, default: its format's) with `parent` (torch for torch artifacts).
 
     Returns the report stored in `child.metrics["parity"]`; raises ParityError naming the output and cases that
@@ -37,6 +38,8 @@ def verify_parity(child: Artifact, parent: Artifact, *, runtime: str | None = No
     seq_lengths = seq_lengths or spec.parity_seq_lengths
     test = dataset_of(child).test
     cases = []
+    advance = progress(f"parity {child.name} vs {parent.name}", len(batch_sizes) * len(seq_lengths)) \
+        if progress else None
     with load_runtime(child, runtime, parity_config(child, runtime)) as exported, \
             load_runtime(parent, reference_runtime, parity_config(parent, reference_runtime)) as reference:
         for seq_length in seq_lengths:
@@ -44,6 +47,8 @@ def verify_parity(child: Artifact, parent: Artifact, *, runtime: str | None = No
                 inputs = spec.sample_inputs(child, test, batch, seq_length)
                 expected, actual = reference.run(inputs), exported.run(inputs)
                 cases.append(_compare(expected, actual, tolerance, batch, seq_length))
+                if advance:
+                    advance()
         names = exported.name, reference.name
     report = {
         "output": spec.output_name, "runtime": names[0], "reference_runtime": names[1],

@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from edgeopt.core.artifacts import Artifact, Format
 from edgeopt.core.errors import BackendUnavailable, InvalidInput
 
@@ -70,7 +72,12 @@ def load_runtime(artifact: Artifact | str | Path, name: str | None = None,
         raise BackendUnavailable(f"runtime {name!r} is not available: {probe.reason}")
     if isinstance(config, RuntimeConfig):
         config = config.model_dump(exclude_unset=True)
-    return cls(artifact, cls.config_class.model_validate(config or {}))
+    try:
+        validated = cls.config_class.model_validate(config or {})
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise InvalidInput(f"runtime {name!r} config: {problems}") from None
+    return cls(artifact, validated)
 
 
 def runtime_report() -> dict[str, dict[str, Any]]:

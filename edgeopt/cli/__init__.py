@@ -7,7 +7,11 @@ import typer
 
 from edgeopt.core.errors import EdgeoptError
 
+from . import bench
 from .doctor import doctor
+from .export import export, predict
+from . import optimize as optimize_cli
+from . import run as sweep
 from .output import console_err
 from .zoo import zoo_app
 
@@ -18,6 +22,19 @@ app = typer.Typer(
 )
 app.add_typer(zoo_app, name="zoo")
 app.command()(doctor)
+app.command()(export)
+app.command()(predict)
+app.command("init")(sweep.init_command)
+app.command("run")(sweep.run_command)
+app.command("recommend")(sweep.recommend_command)
+app.command("report")(sweep.report_command)
+app.command("gate")(sweep.gate_command)
+app.command("schema")(sweep.schema_command)
+app.command()(bench.bench)
+app.command()(bench.devices)
+app.command("prune")(optimize_cli.prune_command)
+app.command("distill")(optimize_cli.distill_command)
+app.command("quantize")(optimize_cli.quantize_command)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from edgeopt.recommend import Budget, Recommendation, pareto, recommend
 from edgeopt.results import Row
 
 SCHEMA_VERSION = 1
+HOST_KEYS = ("cpu_model", "arch", "logical_cores", "isa", "memory_bytes", "gpus", "python", "git", "versions")
 
 
 class Gain(BaseModel):
@@ -95,8 +96,9 @@ def build_report(rows: list[Row], budget: Budget | None = None, provenance: dict
     for device, batch in sorted({(r.device, r.batch_size) for r in rows if r.ok}):
         group = [r for r in rows if r.ok and r.device == device and r.batch_size == batch]
         frontiers[f"{device} b{batch}"] = [r.candidate_id for r in pareto(group, "latency:median")]
-    if provenance is None:
-        provenance = next((r.provenance for r in rows if r.provenance), {})
+    if provenance is None:  # the machine, not one measurement's settings
+        first = next((r.provenance for r in rows if r.provenance), {})
+        provenance = {k: v for k, v in first.items() if k in HOST_KEYS}
     return ReportData(title=title, rows=rows, gains=compute_gains(rows), frontiers=frontiers,
                       recommendation=recommend(rows, budget) if budget else None, provenance=provenance,
                       config=config or {}, notes=notes or [])

@@ -27,9 +27,34 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def import_factory(spec: str, path: str | None = None) -> Callable[..., nn.Module]:
+    """A user's model factory named `package.module:function` (the user's own code, by their config),
+    importable as installed or from the directory `path` (recorded in the artifact, so worker processes
+    that load the model find it too)."""
+    import importlib
+    import sys
+
+    if path and path not in sys.path:
+        sys.path.append(path)
+    module_name, _, attribute = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise InvalidInput(f"model factory {spec!r} cannot be imported ({error}); it must be "
+                           "'package.module:function' importable from the current environment") from None
+    if not callable(factory):
+        raise InvalidInput(f"model factory {spec!r} is not callable")
+    return factory
+
+
 def build_module(arch: dict[str, Any]) -> nn.Module:
-    """Instantiate an architecture from its spec; BERT is loaded from its Hugging Face directory instead."""
+    """Instantiate an architecture from its spec; BERT is loaded from its Hugging Face directory instead.
+
+    `{"builder": "factory", "factory": "pkg.mod:fn", "kwargs": {...}}` builds a user's own module.
+    """
     name = arch.get("builder")
+    if name == "factory":
+        return import_factory(arch["factory"], arch.get("path"))(**arch.get("kwargs", {}))
     if name not in BUILDERS:
         raise InvalidInput(f"unknown architecture builder {name!r}; expected one of {', '.join(sorted(BUILDERS))}")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items() if k != "builder"}

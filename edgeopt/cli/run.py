@@ -1,0 +1,252 @@
+"""`edgeopt init | run | recommend | report | gate | schema`: thin shells over edgeopt.api."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .output import JSON_OPTION_HELP, console, console_err, emit
+
+DEFAULT_OUTPUT = Path("edgeopt-out")
+RESULTS_HELP = "Stored results: a results.db from `edgeopt run`, or a JSON report."
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _budget(**limits):
+    from pydantic import ValidationError
+
+    from edgeopt.config import format_validation_error
+    from edgeopt.core.errors import InvalidInput
+    from edgeopt.recommend import Budget
+
+    try:
+        return Budget(**limits)
+    except ValidationError as error:
+        raise InvalidInput(f"budget: {format_validation_error(error, Budget)}") from None
+
+
+def _load_rows(results: Path):
+    """Rows from a results database (newest per candidate and batch) or from a JSON report."""
+    from edgeopt.core.errors import InvalidInput
+    from edgeopt.report import load_report
+    from edgeopt.results import rows_of
+    from edgeopt.store import ResultStore
+
+    if results.is_dir():
+        results = results / "results.db"
+    if not results.exists():
+        raise InvalidInput(f"{results}: no stored results; run `edgeopt run` first or pass --results")
+    if results.suffix == ".json":
+        return load_report(results).rows
+    with ResultStore(results) as store:
+        return rows_of(store.measurements(latest=True))
+
+
+def _fmt(value, spec: str = "{:.3g}") -> str:
+    return "-" if value is None else spec.format(value)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def init_command(
+    path: Path = typer.Argument(Path("edgeopt.yaml"), help="Where to write the starter config."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write a commented starter config (the built-in default) to edit for your models and devices."""
+    from edgeopt.config import DEFAULT_CONFIG
+    from edgeopt.core.errors import InvalidInput
+
+    if path.exists() and not force:
+        raise InvalidInput(f"{path}: already exists; pass --force to overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(DEFAULT_CONFIG, path)
+    console.print(f"wrote {path}; check it with `edgeopt run --config {path} --dry-run`")
+
+
+def run_command(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (default: the built-in one)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output directory (default: the config's, "
+                                                                        "./edgeopt-out)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan of candidates; build nothing."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel build processes (measurements stay serial)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Measure candidates that failed before again."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
+) -> None:
+    """Run the sweep: build every candidate (cached), verify, measure, store, and write the reports.
+
+    Resumable: run it again after an interruption and finished candidates are not redone. Exit status 1
+    when some candidates failed (they are in the report with their errors).
+    """
+    from edgeopt.api import Pipeline
+    from edgeopt.core.progress import progress_bars
+
+    pipeline = Pipeline(config, output=output)
+    if dry_run:
+        plan = pipeline.plan()
+        data = {"output": str(pipeline.output), "candidates": plan.describe(), "notes": plan.notes,
+                "build_steps": len(plan.nodes)}
+
+        def render(data):
+            table = Table(title=f"plan: {len(data['candidates'])} candidates, {data['build_steps']} build steps")
+            for column in ("model", "recipe", "runtime", "device", "batches", "build"):
+                table.add_column(column)
+            for c in data["candidates"]:
+                table.add_row(c["model"], c["recipe"], c["runtime"], c["device"],
+                              ",".join(map(str, c["batch_sizes"])), " → ".join(c["build"]))
+            console.print(table)
+            for note in data["notes"]:
+                console.print(f"[yellow]note:[/] {note}")
+
+        emit(data, as_json, render)
+        return
+    with progress_bars(enabled=not as_json) as progress:
+        result = pipeline.run(jobs=jobs, progress=progress, retry_failed=retry_failed)
+    summary = result.summary()
+
+    def render(data):
+        failed = f", [red]{data['failed']} failed[/]" if data["failed"] else ""
+        console.print(f"{data['candidates']} candidates: {data['measured']} measured, {data['resumed']} already "
+                      f"stored{failed} ({data['seconds']:.0f} s)")
+        for note in data["notes"]:
+            console.print(f"[yellow]note:[/] {note}")
+        for fmt, path in data["reports"].items():
+            console.print(f"report ({fmt}): {path}")
+
+    emit(summary, as_json, render)
+    raise typer.Exit(result.exit_code)
+
+
+def recommend_command(
+    device: Optional[str] = typer.Option(None, help="Device profile the budget is for (e.g. cpu-2t)."),
+    max_latency_ms: Optional[float] = typer.Option(None, help="Latency limit in ms at --percentile."),
+    percentile: str = typer.Option("p95", help="Latency statistic: mean, median, p90, p95, p99, max."),
+    batch: int = typer.Option(1, help="Batch size the latency limit applies to."),
+    max_memory_mb: Optional[float] = typer.Option(None, help="Peak memory limit (RSS on CPU, GPU memory on cuda)."),
+    max_size_mb: Optional[float] = typer.Option(None, help="Model file size limit."),
+    min_accuracy: Optional[float] = typer.Option(None, help="Minimum accuracy as a fraction (0.90)."),
+    family: Optional[str] = typer.Option(None, help="Only this family: cnn, lstm or bert."),
+    model: Optional[str] = typer.Option(None, help="Only this config model name."),
+    results: Path = typer.Option(DEFAULT_OUTPUT / "results.db", help=RESULTS_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
+) -> None:
+    """Which candidate fits a budget: the feasible ones, the Pareto frontier, one pick per family with the
+    reason, and when nothing fits, the nearest misses and what to relax (by how much)."""
+    from edgeopt.recommend import recommend
+
+    budget = _budget(device=device, max_latency_ms=max_latency_ms, percentile=percentile, batch=batch,
+                     max_memory_mb=max_memory_mb, max_size_mb=max_size_mb, min_accuracy=min_accuracy,
+                     family=family, model=model)
+    rec = recommend(_load_rows(results), budget)
+    data = rec.model_dump(mode="json")
+
+    def render(_):
+        console.print(f"budget: {budget.describe()}: {rec.considered} candidates considered, "
+                      f"{len(rec.feasible)} feasible" + (f", {rec.failed} failed" if rec.failed else ""))
+        if rec.feasible:
+            table = Table(title="feasible (fastest first)")
+            for column in ("model", "recipe", "runtime", "precision", f"{budget.percentile} ms", "accuracy",
+                           "memory MB", "size MB", "Pareto"):
+                table.add_column(column)
+            frontier = {r.candidate_id for rows in rec.frontiers.values() for r in rows}
+            for r in rec.feasible:
+                table.add_row(r.model, r.recipe, r.runtime, r.precision, _fmt(r.latency_ms(budget.percentile)),
+                              _fmt(r.accuracy, "{:.2%}"), _fmt(r.memory_mb, "{:.0f}"), _fmt(r.size_mb),
+                              "yes" if r.candidate_id in frontier else "")
+            console.print(table)
+        for pick in rec.picks:
+            console.print(f"[bold green]{pick.family}[/]: {pick.row.label} ({pick.row.precision}) — {pick.reason}")
+        if rec.near_misses:
+            console.print("nearest misses (what to relax):" if not rec.feasible else
+                          "families with nothing feasible — nearest misses:")
+            for miss in rec.near_misses:
+                console.print(f"  {miss.row.label} ({miss.row.family}): "
+                              + "; ".join(b.describe() for b in miss.blockers))
+        if not rec.feasible and not rec.near_misses:
+            console.print("[red]no measured candidates match the device/batch/family[/]")
+
+    emit(data, as_json, render)
+    raise typer.Exit(0 if rec.feasible else 1)
+
+
+def report_command(
+    results: Path = typer.Option(DEFAULT_OUTPUT / "results.db", help=RESULTS_HELP),
+    out: Path = typer.Option(DEFAULT_OUTPUT, "--out", help="Directory for report.html / report.md / report.json."),
+    formats: str = typer.Option("html,md,json", "--format", help="Comma-separated: html, md, json."),
+    title: str = typer.Option("edgeopt report", help="Report title."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
+) -> None:
+    """Render reports from stored results: self-contained HTML, a Markdown summary, JSON with every figure."""
+    from edgeopt.core.errors import InvalidInput
+    from edgeopt.report import FORMATS, build_report, write_reports
+
+    chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise InvalidInput(f"--format {formats!r}: expected a comma-separated list of {', '.join(FORMATS)}")
+    paths = write_reports(build_report(_load_rows(results), title=title), out, chosen)
+    emit({k: str(v) for k, v in paths.items()}, as_json,
+         lambda data: [console.print(f"report ({k}): {v}") for k, v in data.items()])
+
+
+def gate_command(
+    current: Path = typer.Option(..., help="JSON report of this run (edgeopt-out/report.json)."),
+    baseline: Optional[Path] = typer.Option(None, help="JSON report of the baseline run; omit for budgets only."),
+    max_accuracy_drop: Optional[float] = typer.Option(0.5, help="Allowed accuracy drop in percentage points."),
+    max_latency_regression: str = typer.Option("10%", help="Allowed latency increase beyond measurement noise "
+                                                           "(10% or 0.1; empty to skip)."),
+    percentile: str = typer.Option("median", help="Latency statistic compared: median (has a CI), p95, ..."),
+    device: Optional[str] = typer.Option(None, help="Budgets apply to this device profile only."),
+    batch: Optional[int] = typer.Option(None, help="Budgets apply to this batch size only."),
+    max_latency_ms: Optional[float] = typer.Option(None, help="Absolute budget: latency (at --budget-percentile)."),
+    budget_percentile: str = typer.Option("p95", help="Latency statistic for --max-latency-ms."),
+    max_memory_mb: Optional[float] = typer.Option(None, help="Absolute budget: peak memory."),
+    max_size_mb: Optional[float] = typer.Option(None, help="Absolute budget: model file size."),
+    min_accuracy: Optional[float] = typer.Option(None, help="Absolute budget: accuracy fraction."),
+    fail_on_missing: bool = typer.Option(False, help="Fail when a baseline candidate was not measured."),
+    junit: Optional[Path] = typer.Option(None, help="Write JUnit XML here (for CI test reports)."),
+    markdown: Optional[Path] = typer.Option(None, help="Write a Markdown summary here (for PR comments)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
+) -> None:
+    """CI gate: exit 1 on an accuracy drop, a latency regression beyond noise, a failed candidate, or a
+    broken absolute budget; JUnit XML and Markdown for the CI system."""
+    from edgeopt.gate import gate, write_outputs
+
+    limits = dict(max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, max_size_mb=max_size_mb,
+                  min_accuracy=min_accuracy)
+    budget = None
+    if any(v is not None for v in limits.values()):
+        budget = _budget(device=device, batch=batch, percentile=budget_percentile, **limits)
+    result = gate(baseline, current, max_accuracy_drop=max_accuracy_drop,
+                  max_latency_regression=max_latency_regression or None, percentile=percentile, budget=budget,
+                  fail_on_missing=fail_on_missing)
+    write_outputs(result, junit=junit, markdown=markdown)
+
+    def render(_):
+        console.print(result.markdown())
+
+    emit({"passed": result.passed, **result.model_dump(mode="json")}, as_json, render)
+    if not as_json:
+        console_err.print(result.summary())
+    raise typer.Exit(result.exit_code)
+
+
+def schema_command(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the schema here instead of stdout."),
+) -> None:
+    """Print the JSON Schema of the YAML config (for editors and validation in CI)."""
+    from edgeopt.config import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output:
+        output.write_text(text)
+        console_err.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)

@@ -1,0 +1,541 @@
+"""Config -> plan of candidates -> build (content-addressed cache) -> verify -> measure -> store -> report.
+
+A build node is one step (source model, prune, distill, export, quantize) whose key hashes its parent's key
+and its own parameters, so a re-run reuses every artifact that did not change and changing one parameter
+rebuilds only what depends on it. Nodes are written to a staging directory and renamed into the cache when
+complete; a killed build leaves only a staging directory, which the next run discards. Measurements go
+to the results store one candidate per transaction; a re-run skips candidates the store already has, so a
+sweep killed at any point (even SIGKILL) resumes without redoing or losing finished candidates.
+"""
+from __future__ import annotations
+
+import fcntl
+import shutil
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+from edgeopt.config import RUNTIME_FORMAT, Config, ModelConfig, RecipeConfig, load_config
+from edgeopt.core.artifacts import Artifact, Family, Format, TensorSpec
+from edgeopt.core.errors import EdgeoptError, InvalidInput
+from edgeopt.core.hashing import sha256_file, sha256_json, sha256_tree
+from edgeopt.results import Row, candidate_id, rows_of
+
+CACHE_DIR, RESULTS_DB = "cache", "results.db"
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Node:
+    """One build step. `key` identifies its output: a hash of the parent's key and this step's parameters."""
+
+    key: str
+    kind: str  # source | prune | distill | export | quantize
+    params: dict[str, Any]
+    parent: "Node | None" = None
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.kind}-{self.key[:16]}"
+
+    def chain(self) -> list["Node"]:
+        nodes, node = [], self
+        while node is not None:
+            nodes.append(node)
+            node = node.parent
+        return nodes[::-1]
+
+    def describe(self) -> str:
+        from edgeopt.results import describe_step
+
+        if self.kind == "source":
+            origin = next(f"{k}={self.params[k]}" for k in ("zoo", "module", "onnx", "huggingface")
+                          if self.params.get(k))
+            return f"source({origin})"
+        return describe_step({"step": self.kind, **self.params})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One artifact on one runtime under one device profile, measured at each batch size."""
+
+    id: str
+    model: str
+    recipe: str
+    runtime: str
+    device: str
+    batch_sizes: tuple[int, ...]
+    eval_samples: int | None
+    node: Node
+
+
+@dataclass
+class Plan:
+    candidates: list[Candidate]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> list[Node]:
+        """Every build node the candidates need, parents before children, each once."""
+        seen: dict[str, Node] = {}
+        for candidate in self.candidates:
+            for node in candidate.node.chain():
+                seen.setdefault(node.key, node)
+        return list(seen.values())
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"id": c.id, "model": c.model, "recipe": c.recipe, "runtime": c.runtime, "device": c.device,
+                 "batch_sizes": list(c.batch_sizes), "eval_samples": c.eval_samples,
+                 "build": [n.describe() for n in c.node.chain()]} for c in self.candidates]
+
+
+def source_node(name: str, model: ModelConfig) -> Node:
+    """The input model, identified by content: the zoo checkpoint's sha256, or a hash of the user's files."""
+    from edgeopt.core.models.zoo import find_zoo_checkpoint
+
+    params: dict[str, Any] = {"model": name, "family": str(model.source_family)}
+    if model.zoo:
+        checkpoint = find_zoo_checkpoint(model.zoo)
+        params.update(zoo=model.zoo, digest=checkpoint.sha256 if checkpoint else "untrained")
+    else:
+        for key in ("module", "onnx", "huggingface", "weights", "dataset", "python_path"):
+            value = getattr(model, key)
+            if value is not None:
+                params[key] = str(value)
+        params.update(kwargs=model.kwargs, image_mean=model.image_mean, image_std=model.image_std,
+                      max_len=model.max_len, digest=sha256_json([_file_digest(model.weights or model.onnx
+                                                                              or model.huggingface),
+                                                                 _file_digest(_dataset_path(model.dataset))]))
+    return Node(key=sha256_json(params), kind="source", params=params)
+
+
+def _file_digest(path: Path | str | None) -> str | None:
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInput(f"{path}: no such file or directory (named in the config)")
+    return sha256_tree(path) if path.is_dir() else sha256_file(path)
+
+
+def _dataset_path(spec: str | None) -> Path | None:
+    from edgeopt.core.data import BUILTIN_DATASETS
+
+    return None if spec is None or spec in BUILTIN_DATASETS else Path(spec)
+
+
+def step_node(parent: Node, kind: str, params: dict[str, Any]) -> Node:
+    return Node(key=sha256_json({"parent": parent.key, "kind": kind, "params": params}), kind=kind, params=params,
+                parent=parent)
+
+
+def recipe_node(source: Node, recipe: RecipeConfig, runtime: str) -> Node:
+    """prune -> distill -> export (unless torch fp32) -> quantize: the chain of nodes for one recipe/runtime."""
+    node = source
+    if recipe.prune is not None:
+        node = step_node(node, "prune", recipe.prune.model_dump(mode="json"))
+    if recipe.distill is not None:
+        node = step_node(node, "distill", recipe.distill.model_dump(mode="json"))
+    fmt = RUNTIME_FORMAT[runtime]
+    source_format = Format.ONNX if source.params.get("onnx") else Format.TORCH
+    if fmt != source_format or recipe.precision != "fp32":
+        node = step_node(node, "export", {"format": str(fmt), "precision": recipe.precision})
+    if recipe.quantize is not None:
+        node = step_node(node, "quantize", recipe.quantize.model_dump(mode="json"))
+    return node
+
+
+def _profile_runs(profile, runtime: str) -> str | None:
+    """Why `runtime` cannot run on this profile's device here, or None when it can."""
+    from edgeopt.runtimes import get_runtime_class
+
+    probe = get_runtime_class(runtime).availability()
+    if not probe.ok:
+        return probe.reason
+    kind = profile.device.lower().split(":")[0]
+    devices = {d.lower().split(":")[0] for d in probe.devices}
+    if devices and kind not in devices:
+        return f"it runs on {', '.join(sorted(devices))} here, not {profile.device}"
+    return None
+
+
+def make_plan(config: Config) -> Plan:
+    """Expand the config into candidates; unavailable runtimes/devices are skipped with a note, bad input raises."""
+    from edgeopt.benchmarks.profiles import get_profile
+    from edgeopt.export import EXPORTERS
+
+    candidates, notes = [], []
+    profiles: dict[str, Any] = {}
+    for name, model in config.models.items():
+        for device in model.devices or config.devices:
+            if device not in profiles:
+                try:
+                    profiles[device] = get_profile(device)
+                except InvalidInput as error:
+                    if not device.startswith("cuda"):
+                        raise InvalidInput(f"models.{name}.devices / devices: {error}") from None
+                    profiles[device] = None
+                    notes.append(f"skipped device {device}: {error}")
+        source = source_node(name, model)
+        for recipe in model.recipes:
+            for runtime in recipe.runtimes:
+                fmt = RUNTIME_FORMAT[runtime]
+                if fmt != Format.TORCH and recipe.precision not in EXPORTERS[str(fmt)].precisions:
+                    raise InvalidInput(f"models.{name}.recipes.{recipe.name}: {fmt} export supports precision "
+                                       f"{', '.join(EXPORTERS[str(fmt)].precisions)}, not {recipe.precision}; "
+                                       f"remove {runtime} from its runtimes")
+                if fmt == Format.TORCH and recipe.precision != "fp32":
+                    raise InvalidInput(f"models.{name}.recipes.{recipe.name}: the torch runtime runs fp32 "
+                                       f"models; remove torch from its runtimes or use precision fp32")
+                node = recipe_node(source, recipe, runtime)
+                for device in model.devices or config.devices:
+                    profile = profiles[device]
+                    if profile is None:
+                        continue
+                    why = _profile_runs(profile, runtime)
+                    if why:
+                        note = f"skipped runtime {runtime} on {device}: {why}"
+                        if note not in notes:
+                            notes.append(note)
+                        continue
+                    samples = model.eval_samples or config.measure.eval_samples
+                    digest = sha256_json({"node": node.key, "runtime": runtime,
+                                          "profile": profile.model_dump(exclude={"source", "description"}),
+                                          "measure": config.measure.model_dump(mode="json"), "samples": samples,
+                                          "seed": config.seed})
+                    candidates.append(Candidate(
+                        id=candidate_id(name, recipe.name, runtime, device, digest), model=name, recipe=recipe.name,
+                        runtime=runtime, device=device, batch_sizes=tuple(model.batch_sizes or config.batch_sizes),
+                        eval_samples=samples, node=node))
+    # ancestors first, so an FP32 parent's predictions are at hand for its children's fidelity
+    candidates.sort(key=lambda c: len(c.node.chain()))
+    return Plan(candidates, notes)
+
+
+# ---------------------------------------------------------------- building
+
+
+def build_node(node: Node, parent: Artifact | None, cache: Path, progress=None) -> Artifact:
+    """The node's artifact from the cache, or built now (under a file lock, staged, then renamed in)."""
+    if node.kind == "source" and node.params.get("zoo"):
+        from edgeopt.core.models.zoo import load_zoo_model
+
+        return load_zoo_model(node.params["zoo"], train_if_missing=True, progress=progress)
+    final = cache / node.dirname
+    if (final / "artifact.json").exists():
+        return Artifact.load(final)
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{node.dirname}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another --jobs worker or another run may build the same node
+        if (final / "artifact.json").exists():
+            return Artifact.load(final)
+        staging = cache / f"{node.dirname}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        built = BUILDERS[node.kind](node, parent, staging, progress)
+        built_dir = Path(built.path)
+        if built_dir.resolve() != staging.resolve():
+            raise EdgeoptError(f"{node.kind} step wrote {built_dir}, not its staging directory {staging}")
+        staging.rename(final)
+    return Artifact.load(final)
+
+
+def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> Artifact:
+    """A user's model (module factory + state_dict, ONNX file, or Hugging Face directory) as an artifact."""
+    import numpy as np
+
+    from edgeopt.core.data import load_dataset
+    from edgeopt.core.models.zoo import save_torch_artifact
+    from edgeopt.core.preprocess import ImagePreprocessor, WordPieceEncoder
+
+    p = node.params
+    data = load_dataset(p["dataset"])
+    described = {**data.describe(), "name": p["dataset"]}  # the path, so every later step can load it again
+    if p.get("huggingface"):
+        from edgeopt.core.models.bert import BertClassifier
+
+        if data.kind != "text":
+            raise InvalidInput(f"{p['dataset']}: a Hugging Face text model needs a text data set (CSV text,label)")
+        model = BertClassifier.from_pretrained(p["huggingface"], num_labels=len(data.classes))
+        encoder = WordPieceEncoder.from_pretrained(p["huggingface"], p.get("max_len") or 64)
+        artifact = save_torch_artifact(model, {"builder": "bert", "source": p["huggingface"]}, encoder, out,
+                                       name=p["model"], family=Family.BERT, data=data)
+    else:
+        if data.kind != "image":
+            raise InvalidInput(f"{p['dataset']}: a cnn model needs an image data set (IDX or image folder)")
+        pixels = np.asarray(data.train.inputs[:5000], dtype=np.float32) / 255.0
+        mean = p.get("image_mean") if p.get("image_mean") is not None else float(pixels.mean())
+        std = p.get("image_std") or float(pixels.std()) or 1.0
+        preprocessor = ImagePreprocessor(mean=mean, std=std, size=int(data.train.inputs.shape[-1]))
+        if p.get("module"):
+            artifact = _module_artifact(p, preprocessor, data, out)
+        else:
+            artifact = _onnx_artifact(p, preprocessor, data, out)
+    artifact.dataset = described
+    artifact.save()
+    return artifact
+
+
+def _module_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
+    import torch
+
+    from edgeopt.core.models import build_module
+    from edgeopt.core.models.zoo import save_torch_artifact
+
+    arch = {"builder": "factory", "factory": p["module"], "kwargs": p.get("kwargs") or {},
+            "path": p.get("python_path")}
+    module = build_module(arch)
+    if p.get("weights"):
+        try:
+            state = torch.load(p["weights"], map_location="cpu", weights_only=True)
+            module.load_state_dict(state)
+        except Exception as error:  # torch raises several types for foreign / mismatched files
+            raise InvalidInput(f"{p['weights']}: cannot load it into {p['module']}: "
+                               f"{str(error).splitlines()[0]}") from None
+    return save_torch_artifact(module, arch, preprocessor, out, name=p["model"], family=Family.CNN, data=data)
+
+
+def _onnx_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
+    import onnx
+
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(p["onnx"], out / "model.onnx")
+    graph = onnx.load(str(out / "model.onnx"), load_external_data=False).graph
+    names = [i.name for i in graph.input]
+    if names != ["pixel_values"]:
+        raise InvalidInput(f"{p['onnx']}: inputs are {names}; a cnn ONNX model takes one input named "
+                           "'pixel_values' (float32, batch x channels x height x width)")
+    artifact = Artifact(name=p["model"], family=Family.CNN, format=Format.ONNX, model_file="model.onnx",
+                        preprocess=preprocessor.to_spec(), inputs=preprocessor.input_specs(),
+                        outputs=[TensorSpec(name=graph.output[0].name, dtype="float32", shape=["batch", "classes"])],
+                        labels=data.classes, dataset=data.describe(), recipe=[{"step": "import", "onnx": p["onnx"]}])
+    artifact.path = out
+    return artifact.save()
+
+
+def _build_prune(node: Node, parent: Artifact, out: Path, progress) -> Artifact:
+    from edgeopt.optimize.prune import PruneConfig, prune
+
+    return prune(parent, PruneConfig.model_validate(node.params), out, progress=progress)
+
+
+def _build_distill(node: Node, parent: Artifact, out: Path, progress) -> Artifact:
+    from edgeopt.optimize.distill import DistillConfig, distill
+
+    return distill(parent, DistillConfig.model_validate(node.params), out, progress=progress)
+
+
+def _build_export(node: Node, parent: Artifact, out: Path, progress) -> Artifact:
+    from edgeopt.export import export_artifact
+
+    return export_artifact(parent, node.params["format"], out, precision=node.params["precision"], verify=True)
+
+
+def _build_quantize(node: Node, parent: Artifact, out: Path, progress) -> Artifact:
+    from edgeopt.optimize.quantize import QuantizeConfig, quantize
+
+    return quantize(parent, QuantizeConfig.model_validate(node.params), out)
+
+
+BUILDERS: dict[str, Callable[[Node, Artifact | None, Path, Any], Artifact]] = {
+    "source": _build_source, "prune": _build_prune, "distill": _build_distill, "export": _build_export,
+    "quantize": _build_quantize,
+}
+
+
+def _build_in_worker(node: Node, parent_dir: str | None, cache: str) -> str:
+    """--jobs: build one node in a worker process; returns the artifact directory."""
+    parent = Artifact.load(parent_dir) if parent_dir else None
+    return str(build_node(node, parent, Path(cache)).path)
+
+
+def build_all(nodes: list[Node], cache: Path, jobs: int = 1, progress=None,
+              on_built: Callable[[Node], None] | None = None) -> tuple[dict[str, Artifact], dict[str, str]]:
+    """Build every node (parents first). Returns artifacts and errors by node key; a failed node's
+    descendants fail with a message naming it, and everything else is still built."""
+    built: dict[str, Artifact] = {}
+    errors: dict[str, str] = {}
+
+    def blocked(node: Node) -> bool:
+        if node.parent is not None and node.parent.key in errors:
+            errors[node.key] = f"not built: its {node.parent.kind} step failed: {errors[node.parent.key]}"
+            return True
+        return False
+
+    if jobs <= 1:
+        for node in nodes:
+            if not blocked(node):
+                try:
+                    built[node.key] = build_node(node, built.get(node.parent.key) if node.parent else None, cache,
+                                                 progress)
+                except Exception as error:  # noqa: BLE001 - a failed build is recorded; the sweep goes on
+                    errors[node.key] = _error_text(error)
+            if on_built:
+                on_built(node)
+        return built, errors
+
+    pending = list(nodes)
+    running: dict[Future, Node] = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        while pending or running:
+            for node in list(pending):
+                if node.parent is None or node.parent.key in built or node.parent.key in errors:
+                    pending.remove(node)
+                    if blocked(node):
+                        if on_built:
+                            on_built(node)
+                        continue
+                    parent_dir = str(built[node.parent.key].path) if node.parent else None
+                    running[pool.submit(_build_in_worker, node, parent_dir, str(cache))] = node
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                node = running.pop(future)
+                try:
+                    built[node.key] = Artifact.load(future.result())
+                except Exception as error:  # noqa: BLE001
+                    errors[node.key] = _error_text(error)
+                if on_built:
+                    on_built(node)
+    return built, errors
+
+
+def _error_text(error: BaseException) -> str:
+    if isinstance(error, EdgeoptError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+# ---------------------------------------------------------------- measuring and the run
+
+
+@dataclass
+class RunResult:
+    plan: Plan
+    output: Path
+    measured: int = 0
+    resumed: int = 0
+    failed: int = 0
+    built: int = 0
+    seconds: float = 0.0
+    rows: list[Row] = field(default_factory=list)
+    reports: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rows)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def summary(self) -> dict[str, Any]:
+        return {"candidates": len(self.plan.candidates), "measured": self.measured, "resumed": self.resumed,
+                "failed": self.failed, "built": self.built,
+                "seconds": round(self.seconds, 1), "output": str(self.output),
+                "reports": {k: str(v) for k, v in self.reports.items()}, "notes": self.plan.notes}
+
+
+def failed_measurements(candidate: Candidate, batch_sizes: list[int], error: str, artifact: Artifact | None):
+    """Measurements with status failed for a candidate whose artifact could not be built."""
+    from edgeopt.benchmarks.results import ArtifactInfo, Measurement
+    from edgeopt.core.environment import provenance
+
+    if artifact is not None:
+        info = ArtifactInfo.of(artifact)
+    else:
+        family = candidate.node.chain()[0].params.get("family", "cnn")
+        fmt = RUNTIME_FORMAT[candidate.runtime]
+        precision = candidate.node.params.get("precision", "fp32") if candidate.node.kind == "export" else (
+            "int8" if candidate.node.kind == "quantize" else "fp32")
+        info = ArtifactInfo(name=f"{candidate.model}-{candidate.recipe}", sha256=f"unbuilt:{candidate.node.key}",
+                            path="", family=family, format=str(fmt), precision=str(precision),
+                            recipe=[{"step": n.kind, **n.params} for n in candidate.node.chain()[1:]])
+    return [Measurement(candidate_id=candidate.id, artifact=info, runtime=candidate.runtime, device=candidate.device,
+                        batch_size=b, status="failed", error=error, provenance=provenance()) for b in batch_sizes]
+
+
+def prepare_sources(config: Config, progress: Callable | None = None) -> None:
+    """Train zoo models that are missing (BERT is fine-tuned on first use) before planning, so the candidate
+    ids, which hash the checkpoint, are final."""
+    from edgeopt.core.models.zoo import load_zoo_model
+
+    for model in config.models.values():
+        if model.zoo:
+            load_zoo_model(model.zoo, train_if_missing=True, progress=progress)
+
+
+def plan_rows(store, plan: Plan) -> list[Row]:
+    """The newest stored row of each of the plan's candidates and batch sizes."""
+    ids = [c.id for c in plan.candidates]
+    return rows_of(store.measurements(candidate_id=ids, latest=True)) if ids else []
+
+
+def run_sweep(config: Config, jobs: int = 1, progress: Callable | None = None,
+              retry_failed: bool = False) -> RunResult:
+    """Build, verify, measure and store every candidate the store does not have yet (resume)."""
+    from edgeopt.benchmarks.profiles import get_profile
+    from edgeopt.benchmarks.sweep import BenchConfig, Candidate as BenchCandidate, Lineage, inputs_key, \
+        measure_candidate, prepare_inputs
+    from edgeopt.core.environment import provenance
+    from edgeopt.store import ResultStore
+
+    started = time.perf_counter()
+    prepare_sources(config, progress)
+    plan = make_plan(config)
+    output = Path(config.output)
+    result = RunResult(plan=plan, output=output)
+    output.mkdir(parents=True, exist_ok=True)
+    with ResultStore(output / RESULTS_DB) as store:
+        done_status = "ok" if retry_failed else None
+        todo = {c.id: [b for b in c.batch_sizes if not store.has(c.id, b, status=done_status)]
+                for c in plan.candidates}
+        pending = [c for c in plan.candidates if todo[c.id]]
+        result.resumed = len(plan.candidates) - len(pending)
+        needed = Plan(pending).nodes
+        advance = progress("build + verify", len(needed)) if progress and needed else None
+        built, errors = build_all(needed, output / CACHE_DIR, jobs=jobs, progress=progress if jobs <= 1 else None,
+                                  on_built=(lambda node: advance()) if advance else None)
+        result.built = len(built)
+        advance = progress("measure", len(pending)) if progress and pending else None
+        host = provenance()
+        lineage = Lineage.around(list(built.values()))
+        predictions: dict = {}  # FP32 parents' predictions, reused for their children's fidelity
+        base = BenchConfig(latency=config.measure.latency, seed=config.seed, timeout_s=config.measure.timeout_s)
+        with tempfile.TemporaryDirectory(prefix="edgeopt-inputs-") as tmp:
+            inputs: dict[str, Path] = {}
+
+            def inputs_for(artifact: Artifact, bench: BenchConfig) -> tuple[str, Path]:
+                key = inputs_key(artifact, bench)
+                if key not in inputs:
+                    inputs[key] = prepare_inputs(artifact, bench, Path(tmp))
+                return key, inputs[key]
+
+            for candidate in pending:  # serialised: measurements must not disturb each other
+                batches = todo[candidate.id]
+                artifact = built.get(candidate.node.key)
+                if artifact is None:
+                    rows = failed_measurements(candidate, batches, errors.get(candidate.node.key, "not built"), None)
+                else:
+                    bench = base.model_copy(update={"batch_sizes": batches, "accuracy_samples": candidate.eval_samples})
+                    try:
+                        measured = measure_candidate(
+                            BenchCandidate(artifact, candidate.runtime, get_profile(candidate.device)), bench,
+                            lambda a, bench=bench: inputs_for(a, bench), lineage, predictions, host, bench.timeout_s)
+                        rows = [m.model_copy(update={"candidate_id": candidate.id}) for m in measured]
+                    except Exception as error:  # noqa: BLE001 - recorded, the sweep goes on
+                        rows = failed_measurements(candidate, batches, _error_text(error), artifact)
+                store.add_many(rows)  # one transaction per candidate: a kill never leaves half a candidate
+                result.measured += 1
+                if advance:
+                    advance()
+        result.rows = plan_rows(store, plan)
+    result.failed = sum(1 for r in result.rows if not r.ok)
+    result.seconds = time.perf_counter() - started
+    return result
