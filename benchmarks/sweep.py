@@ -16,10 +16,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.core.artifacts import MANIFEST, Artifact, Family, Precision
-from edgeopt.core.errors import InvalidInput
+from edgeopt.core.errors import EdgeoptError, InvalidInput
 from edgeopt.core.hashing import sha256_json, sha256_tree
 
-from .isolation import run_isolated
+from .isolation import WorkerOutcome, run_isolated
 from .latency import LatencyConfig, throughput
 from .profiles import DeviceProfile, get_profile
 from .results import ArtifactInfo, LatencyStats, Measurement
@@ -106,12 +106,18 @@ def prepare_inputs(artifact: Artifact, config: BenchConfig, out: Path) -> Path:
     return path
 
 
-def inputs_key(artifact: Artifact, config: BenchConfig) -> str:
-    """Artifacts with the same data set and preprocessing share inputs (and comparable predictions)."""
+def eval_key(artifact: Artifact, config: BenchConfig) -> str:
+    """Artifacts with the same data set, preprocessing and accuracy subset see the same samples, so their
+    predictions can be compared (fidelity)."""
     files = {name: sha256_tree(artifact.path / name) for name in artifact.preprocess.get("files", [])
              if (artifact.path / name).exists()}
     return sha256_json({"dataset": artifact.dataset.get("name"), "preprocess": artifact.preprocess, "files": files,
                         "samples": config.accuracy_samples, "seed": config.seed})
+
+
+def inputs_key(artifact: Artifact, config: BenchConfig) -> str:
+    """Identity of a prepared inputs file: the evaluation samples plus the timed batch sizes."""
+    return sha256_json({"eval": eval_key(artifact, config), "batches": sorted(config.batch_sizes)})
 
 
 # ---------------------------------------------------------------- lineage
@@ -236,26 +242,36 @@ def measure_candidate(candidate: Candidate, config: BenchConfig, inputs_for, lin
                       predictions: dict, host: dict, timeout_s: float) -> list[Measurement]:
     artifact, profile = candidate.artifact, candidate.profile
     cores, warnings = profile.pinned_cores()
-    key, input_file = inputs_for(artifact)
-    request = WorkerRequest(artifact=str(artifact.path), runtime=candidate.runtime, device=profile.device,
-                            threads=profile.threads, cores=cores, memory_mb=profile.memory_mb, inputs=str(input_file),
-                            batch_sizes=config.batch_sizes, latency=config.latency, result="")
-    outcome = run_isolated(request, timeout_s)
+    try:
+        _, input_file = inputs_for(artifact)
+        key = eval_key(artifact, config)
+    except EdgeoptError as error:  # no real inputs for this artifact: its failure, not the sweep's
+        key, outcome = "", WorkerOutcome(None, f"inputs: {error}", 0.0, 0.0)
+    else:
+        request = WorkerRequest(artifact=str(artifact.path), runtime=candidate.runtime, device=profile.device,
+                                threads=profile.threads, cores=cores, memory_mb=profile.memory_mb,
+                                inputs=str(input_file), batch_sizes=config.batch_sizes, latency=config.latency,
+                                result="")
+        outcome = run_isolated(request, timeout_s)
     result = outcome.result or {}
     params, macs = lineage.model_stats(artifact)
     fidelity, reference = None, None
     if outcome.error is None:
-        predictions[(artifact.sha256, key)] = np.asarray(result["predictions"])
+        from edgeopt.runtimes import DEFAULT_RUNTIME
+
+        mine = np.asarray(result["predictions"])
+        if candidate.runtime == DEFAULT_RUNTIME[artifact.format] or (artifact.sha256, key) not in predictions:
+            predictions[(artifact.sha256, key)] = mine  # a descendant is compared with its parent's own runtime
         ref, why = lineage.fp32_reference(artifact)
         if why:
             warnings.append(why)
         if ref is not None:
             reference = ref.sha256
-            expected = reference_predictions(ref, key, inputs_for, predictions, timeout_s)
+            expected = reference_predictions(ref, key, config, inputs_for, predictions, timeout_s)
             if isinstance(expected, str):
                 warnings.append(expected)
             else:
-                fidelity = float((expected == predictions[(artifact.sha256, key)]).mean())
+                fidelity = float((expected == mine).mean())
     record = {**host, "threads": profile.threads, "cores": cores, "profile": profile.model_dump(),
               "runtime_version": result.get("runtime_version"), "load_seconds": result.get("load_seconds"),
               "baseline_rss_mb": result.get("baseline_rss_mb"), "observed_peak_rss_mb": outcome.observed_peak_mb,
@@ -280,16 +296,16 @@ def measure_candidate(candidate: Candidate, config: BenchConfig, inputs_for, lin
     return rows
 
 
-def reference_predictions(reference: Artifact, key: str, inputs_for, predictions: dict,
+def reference_predictions(reference: Artifact, key: str, config: BenchConfig, inputs_for, predictions: dict,
                           timeout_s: float) -> np.ndarray | str:
     """The reference's predictions on the same inputs: from this sweep if it was measured, else one run of
     its default runtime on all cores (no profile: fidelity does not depend on the device)."""
     from edgeopt.runtimes import DEFAULT_RUNTIME
 
     if (reference.sha256, key) not in predictions:
-        ref_key, path = inputs_for(reference)
-        if ref_key != key:
+        if eval_key(reference, config) != key:
             return f"fidelity not measured: {reference.name} uses different preprocessing than its descendant"
+        _, path = inputs_for(reference)
         request = WorkerRequest(job="predict", artifact=str(reference.path),
                                 runtime=DEFAULT_RUNTIME[reference.format], inputs=str(path), result="")
         outcome = run_isolated(request, timeout_s)

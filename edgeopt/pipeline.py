@@ -19,7 +19,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
-from edgeopt.config import RUNTIME_FORMAT, Config, ModelConfig, RecipeConfig, load_config
+from edgeopt.config import RUNTIME_FORMAT, Config, ModelConfig, RecipeConfig
 from edgeopt.core.artifacts import Artifact, Family, Format, TensorSpec
 from edgeopt.core.errors import EdgeoptError, InvalidInput
 from edgeopt.core.hashing import sha256_file, sha256_json, sha256_tree
@@ -230,8 +230,8 @@ def build_node(node: Node, parent: Artifact | None, cache: Path, progress=None) 
     final = cache / node.dirname
     if (final / "artifact.json").exists():
         return Artifact.load(final)
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / f"{node.dirname}.lock", "w") as lock:
+    (cache / ".locks").mkdir(parents=True, exist_ok=True)
+    with open(cache / ".locks" / node.dirname, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another --jobs worker or another run may build the same node
         if (final / "artifact.json").exists():
             return Artifact.load(final)
@@ -452,8 +452,10 @@ def failed_measurements(candidate: Candidate, batch_sizes: list[int], error: str
     else:
         family = candidate.node.chain()[0].params.get("family", "cnn")
         fmt = RUNTIME_FORMAT[candidate.runtime]
-        precision = candidate.node.params.get("precision", "fp32") if candidate.node.kind == "export" else (
-            "int8" if candidate.node.kind == "quantize" else "fp32")
+        node = candidate.node
+        precision = (node.params.get("precision", "fp32") if node.kind == "export"
+                     else ("fp16" if node.params.get("mode") == "fp16" else "int8") if node.kind == "quantize"
+                     else "fp32")
         info = ArtifactInfo(name=f"{candidate.model}-{candidate.recipe}", sha256=f"unbuilt:{candidate.node.key}",
                             path="", family=family, format=str(fmt), precision=str(precision),
                             recipe=[{"step": n.kind, **n.params} for n in candidate.node.chain()[1:]])

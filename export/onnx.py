@@ -1,9 +1,11 @@
 """torch -> ONNX with dynamic batch (and sequence length for text), self-describing metadata.
 
-Two exporters: "dynamo" (torch.export-based, the default in torch >= 2.9) and "torchscript" (the legacy tracer).
-After a dynamo export the graph is pre-processed with onnxruntime's `quant_pre_process` (ONNX shape inference +
-ORT basic optimisation, which folds the LSTM weight transposes): without it ORT dynamic quantization silently
-skips the LSTM. The exporter used is recorded in the manifest's recipe and in the ONNX metadata_props.
+Two exporters: "dynamo" (torch.export-based, the default in torch >= 2.9) and "torchscript" (the legacy tracer);
+each family's default is in its ExportSpec (the LSTM uses torchscript: torch.export fixes nn.LSTM's sequence
+length). Every graph is then pre-processed with onnxruntime's `quant_pre_process` (ONNX shape inference + ORT
+basic optimisation, which folds the dynamo LSTM's weight transposes): without it ORT dynamic quantization
+silently skips a dynamo-exported LSTM. The exporter used is recorded in the manifest's recipe and in the ONNX
+metadata_props, with the input spec, labels, family and source checksum.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.core.artifacts import Artifact, Format, Precision
-from edgeopt.core.errors import CheckpointError, ExportError, InvalidInput
+from edgeopt.core.errors import CheckpointError, ExportError
 
 from .base import Exporter, first_line
 from .specs import ExportSpec, spec_for
@@ -204,9 +206,3 @@ def check_onnx_file(path: Path) -> None:
         onnx.checker.check_model(str(path))
     except Exception as error:
         raise CheckpointError(f"{path}: invalid ONNX model: {first_line(error)}") from None
-
-
-def require_format(artifact: Artifact, formats: tuple[Format, ...], what: str) -> None:
-    if artifact.format not in formats:
-        raise InvalidInput(f"{artifact.path}: {what} starts from {' or '.join(formats)} artifacts, "
-                           f"not {artifact.format}")

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from edgeopt.core.artifacts import Artifact, Family, Precision
+from edgeopt.core.artifacts import Artifact, Family, Precision, TensorSpec
 from edgeopt.core.data import Dataset, Split, load_dataset
 from edgeopt.core.errors import DataUnavailable, InvalidInput
 
@@ -78,6 +78,9 @@ class ExportSpec:
             padding = ((0, 0), (0, seq_length - value.shape[1]))
             padded[name] = np.pad(value, padding, constant_values=self.pad_values.get(name, 0)).astype(value.dtype)
         return padded
+
+    def output_spec(self, artifact: Artifact) -> TensorSpec:
+        return TensorSpec(name=self.output_name, dtype="float32", shape=["batch", len(artifact.labels)])
 
     def example_inputs(self, artifact: Artifact) -> dict[str, np.ndarray]:
         """What exporters trace with: real test samples at the example batch size and sequence length."""

@@ -10,16 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.core.artifacts import Artifact, Format
+from edgeopt.core.artifacts import Artifact
 from edgeopt.core.errors import ParityError
 from edgeopt.core.progress import ProgressFactory
-from edgeopt.runtimes import RuntimeConfig, load_runtime
+from edgeopt.runtimes import DEFAULT_RUNTIME, RuntimeConfig, load_runtime
 
 from .specs import Tolerance, dataset_of, spec_for
 
 
 def parity_config(artifact: Artifact, runtime: str | None) -> RuntimeConfig:
-    name = runtime or {Format.OPENVINO: "openvino"}.get(artifact.format)
+    """fp32 compute on OpenVINO (its CPU default may be bf16); every other runtime's defaults."""
+    name = runtime or DEFAULT_RUNTIME[artifact.format]
     return RuntimeConfig(precision_hint="f32") if name == "openvino" else RuntimeConfig()
 
 

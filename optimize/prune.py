@@ -45,6 +45,7 @@ class PruneConfig(BaseModel):
     finetune: TrainConfig | None = Field(None, description="recovery training after each step; None = none")
     taylor_batches: int = Field(4, ge=1, description="batches of train data for Taylor gradients")
     eval_samples: int | None = Field(None, ge=1, description="test-split subset for the before/after accuracy")
+    val_samples: int | None = Field(None, ge=1, description="val-split subset that picks the fine-tuning epoch")
 
     @model_validator(mode="after")
     def _one_target(self) -> "PruneConfig":
@@ -74,7 +75,8 @@ def prune(artifact: Artifact, config: PruneConfig, out_dir: Path, progress=None)
         pruner.step(step + 1, batches)
         entry = {"step": step + 1, "macs": count_macs_params(model, example)[0]}
         if config.finetune is not None:
-            result = fit(model, preprocessor, data.train, data.val, config.finetune, progress=progress)
+            result = fit(model, preprocessor, data.train, data.val.subset(config.val_samples), config.finetune,
+                         progress=progress)
             entry["val_accuracy"] = result.best_val_accuracy
         history.append(entry)
         if pruner.done:
@@ -93,6 +95,14 @@ def prune(artifact: Artifact, config: PruneConfig, out_dir: Path, progress=None)
     return save_torch_artifact(model, arch, preprocessor, Path(out_dir), name=f"{artifact.name}-pruned",
                                family=artifact.family, data=data, recipe=list(artifact.recipe) + [step],
                                metrics=metrics, parent=artifact.sha256)
+
+
+def recipe_train_config(artifact: Artifact, **overrides) -> TrainConfig:
+    """The training recipe the artifact was made with (its last `train` step), with overrides: recovery
+    fine-tuning works best with the schedule, augmentation and precision that trained the model."""
+    trained = [step for step in artifact.recipe if step.get("step") == "train"]
+    base = {k: v for k, v in (trained[-1] if trained else {}).items() if k in TrainConfig.model_fields}
+    return TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
 
 # --- CNN: torch-pruning DepGraph ---------------------------------------------------------------------------

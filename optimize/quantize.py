@@ -81,6 +81,7 @@ def quantize(artifact: Artifact, config: QuantizeConfig, out_dir: Path, progress
     child.metrics["parent_test_accuracy"] = accuracy_through_runtime(artifact, test)
     child.metrics["accuracy_drop"] = child.metrics["parent_test_accuracy"] - child.metrics["test_accuracy"]
     child.metrics["eval_samples"] = len(test)
+    child.metrics["parent_size_bytes"] = artifact.size_bytes
     if config.verify:
         from edgeopt.export import verify_parity
 

@@ -43,7 +43,10 @@ def available_runtimes() -> list[str]:
 
 def runtimes_for_format(fmt: Format | str) -> list[str]:
     """Registered runtimes that can run `fmt` artifacts, the default first (availability not checked)."""
-    fmt = Format(fmt)
+    try:
+        fmt = Format(fmt)
+    except ValueError:
+        raise InvalidInput(f"unknown format {fmt!r}; expected one of {', '.join(Format)}") from None
     others = sorted(name for name, cls in RUNTIMES.items() if fmt in cls.formats and name != DEFAULT_RUNTIME[fmt])
     return [DEFAULT_RUNTIME[fmt], *others]
 

@@ -41,10 +41,10 @@ class OnnxRuntimeRuntime(Runtime):
                                      "cuda/tensorrt or onnxruntime-openvino for openvino")
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        levels = ort.GraphOptimizationLevel
         options.graph_optimization_level = {
-            "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[self.config.graph_optimization]
+            "disabled": levels.ORT_DISABLE_ALL, "basic": levels.ORT_ENABLE_BASIC,
+            "extended": levels.ORT_ENABLE_EXTENDED, "all": levels.ORT_ENABLE_ALL}[self.config.graph_optimization]
         if self.config.threads:
             options.intra_op_num_threads = self.config.threads
             options.inter_op_num_threads = 1

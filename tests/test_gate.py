@@ -102,3 +102,29 @@ def test_bad_inputs_are_clear(tmp_path):
     (tmp_path / "junk.json").write_text("{\"rows\": 3}")
     with pytest.raises(InvalidInput, match="not an edgeopt JSON report"):
         gate(tmp_path / "junk.json", BASE)
+
+
+def test_gate_and_report_commands(tmp_path):
+    from typer.testing import CliRunner
+
+    from edgeopt.cli import app
+
+    base = write_reports(build_report(BASE), tmp_path / "base", formats=("json",))["json"]
+    cur = write_reports(build_report([row("fp32", 2.0, 0.925), row("int8", 1.6, 0.92)]), tmp_path / "cur",
+                        formats=("json",))["json"]
+    runner = CliRunner()
+    args = ["gate", "--baseline", str(base), "--current", str(cur), "--max-accuracy-drop", "0.5",
+            "--max-latency-regression", "10%", "--junit", str(tmp_path / "gate.xml"),
+            "--markdown", str(tmp_path / "gate.md")]
+    failed = runner.invoke(app, args)
+    assert failed.exit_code == 1 and "latency_regression" in failed.stdout
+    assert ET.parse(tmp_path / "gate.xml").getroot().get("failures") == "1"
+    assert "FAILED" in (tmp_path / "gate.md").read_text()
+    passed = runner.invoke(app, ["gate", "--baseline", str(base), "--current", str(base), "--json"])
+    assert passed.exit_code == 0 and '"passed": true' in passed.stdout
+    budget = runner.invoke(app, ["gate", "--current", str(base), "--max-size-mb", "0.1"])
+    assert budget.exit_code == 1 and "budget:max_size_mb" in budget.stdout
+    report = runner.invoke(app, ["report", "--results", str(cur), "--out", str(tmp_path / "r"), "--format", "md,html"])
+    assert report.exit_code == 0 and (tmp_path / "r" / "report.md").exists() and (tmp_path / "r" / "report.html").exists()
+    bad = runner.invoke(app, ["report", "--results", str(cur), "--format", "pdf"])
+    assert bad.exit_code != 0 and "expected a comma-separated list" in str(bad.exception)

@@ -109,7 +109,7 @@ def test_a_failing_candidate_is_recorded_and_the_sweep_goes_on(tmp_path):
     recipes = [{"name": "fp32", "runtimes": ["onnxruntime"]},
                {"name": "broken", "quantize": {"mode": "static", "calibration_data": str(tmp_path / "none.npz")},
                 "runtimes": ["onnxruntime"]}]
-    result = Pipeline(tiny(tmp_path, recipes)).run()
+    result = Pipeline(tiny(tmp_path, recipes)).run(jobs=2)  # parallel builds; one of them fails
     assert result.exit_code == 1 and result.failed == 1
     by_recipe = {r.recipe: r for r in result.rows}
     assert by_recipe["fp32"].ok

@@ -36,17 +36,23 @@ def test_prune_cnn_by_ratio_is_smaller_and_reloads(cnn_artifact, fashion, tmp_pa
     assert accuracy > 0.5  # magnitude pruning of a trained CNN keeps it far above chance
 
 
-def test_prune_resnet_to_macs_target_iteratively_with_taylor_and_finetune(resnet_artifact, tmp_path):
-    from edgeopt.export import export_artifact
-
-    config = PruneConfig(target_macs=0.5, criterion="taylor", global_pruning=True, steps=2, eval_samples=200,
+def test_prune_cnn_to_macs_target_iteratively_with_finetune(cnn_artifact, tmp_path):
+    config = PruneConfig(target_macs=0.4, steps=2, eval_samples=200, val_samples=300,
                          finetune=TrainConfig(epochs=1, max_train_samples=256, batch_size=64, lr=1e-3))
-    child = prune(resnet_artifact, config, tmp_path / "pruned")
+    child = prune(cnn_artifact, config, tmp_path / "pruned")
     report = child.metrics["prune"]
-    assert child.metrics["macs"] <= 0.5 * report["parent_macs"] * 1.02
+    assert child.metrics["macs"] <= 0.4 * report["parent_macs"]
     assert [h["step"] for h in report["history"]] == [1, 2] and "val_accuracy" in report["history"][0]
     assert report["history"][0]["macs"] > report["history"][1]["macs"]  # the target is approached in steps
-    onnx = export_artifact(child, "onnx", tmp_path / "onnx")  # a pruned resnet exports, parity-checked
+
+
+def test_prune_resnet_with_taylor_keeps_residuals_consistent_and_exports(resnet_artifact, tmp_path):
+    from edgeopt.export import export_artifact
+
+    config = PruneConfig(ratio=0.5, criterion="taylor", global_pruning=False, eval_samples=100)
+    child = prune(resnet_artifact, config, tmp_path / "pruned")
+    assert child.metrics["macs"] * 2 <= child.metrics["prune"]["parent_macs"]
+    onnx = export_artifact(child, "onnx", tmp_path / "onnx")  # residual adds still line up: exports, parity ok
     assert onnx.metrics["parity"]["ok"]
 
 
@@ -85,10 +91,14 @@ def test_prune_lstm_hidden_units_roundtrip(lstm_artifact, tmp_path):
     assert child.metrics["params"] < child.metrics["prune"]["parent_params"]
 
 
-def test_prune_bert_heads_and_ffn_roundtrips_and_exports(bert_artifact, sentiment, tmp_path):
-    from edgeopt.export import export_artifact
+@pytest.fixture(scope="module")
+def pruned_bert(bert_artifact, tmp_path_factory):
+    return prune(bert_artifact, PruneConfig(ratio=0.5, head_ratio=0.5, eval_samples=32),
+                 tmp_path_factory.mktemp("prune") / "bert")
 
-    child = prune(bert_artifact, PruneConfig(ratio=0.5, head_ratio=0.5, eval_samples=32), tmp_path / "pruned")
+
+def test_prune_bert_heads_and_ffn_roundtrips(pruned_bert, sentiment):
+    child = pruned_bert
     model = load_module(Artifact.load(child.path))
     config = model.hf.config
     assert config.edgeopt_pruned_layers == [{"heads": 6, "intermediate": 768}] * 6
@@ -97,8 +107,14 @@ def test_prune_bert_heads_and_ffn_roundtrips_and_exports(bert_artifact, sentimen
     assert child.metrics["macs"] < 0.6 * child.metrics["prune"]["parent_macs"]
     inputs = {k: torch.from_numpy(v) for k, v in preprocessor_of(child)(sentiment.test.inputs[:4]).items()}
     assert torch.isfinite(model(**inputs)).all()
-    onnx = export_artifact(child, "onnx", tmp_path / "onnx")
-    assert onnx.metrics["parity"]["ok"]
+
+
+@pytest.mark.slow
+def test_pruned_bert_exports_to_onnx_and_openvino(pruned_bert, tmp_path):
+    from edgeopt.export import export_artifact
+
+    for fmt in ("onnx", "openvino"):
+        assert export_artifact(pruned_bert, fmt, tmp_path / fmt).metrics["parity"]["ok"]
 
 
 @pytest.mark.parametrize("values", [{"ratio": 0.0}, {"ratio": 1.0}, {"ratio": 1.5}, {"target_macs": 1.2},

@@ -17,7 +17,8 @@ def export(
     model: str = typer.Argument(..., help=MODEL_HELP),
     fmt: str = typer.Option(..., "--format", "-f", help="Target format: onnx, openvino or tensorrt."),
     precision: str = typer.Option("fp32", help="fp32, or fp16 (openvino: fp16-compressed weights; tensorrt)."),
-    out: Optional[Path] = typer.Option(None, help="Artifact directory (default: ./edgeopt-exports/NAME-FORMAT-PRECISION)."),
+    out: Optional[Path] = typer.Option(None, help="Artifact directory "
+                                                  "(default: ./edgeopt-exports/NAME-FORMAT-PRECISION)."),
     opset: Optional[int] = typer.Option(None, help="ONNX opset (default: the family's, 18)."),
     exporter: Optional[str] = typer.Option(None, help="torch -> ONNX exporter: dynamo or torchscript "
                                                       "(default: the family's; the LSTM uses torchscript)."),

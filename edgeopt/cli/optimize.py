@@ -34,11 +34,11 @@ def make_config(cls, **values: Any):
 
 
 def train_config(epochs: int | None, lr: float | None, batch_size: int | None, max_train_samples: int | None,
-                 bf16: bool):
+                 bf16: bool, augment: bool):
     from edgeopt.core.train import TrainConfig
 
     return make_config(TrainConfig, epochs=epochs, lr=lr, batch_size=batch_size,
-                       max_train_samples=max_train_samples, bf16=bf16, channels_last=bf16)
+                       max_train_samples=max_train_samples, bf16=bf16, channels_last=bf16, augment=augment)
 
 
 def report(artifact, section: str, as_json: bool) -> None:
@@ -70,23 +70,32 @@ def prune_command(
     criterion: str = typer.Option("magnitude", help="Importance: magnitude, bn_scale, taylor, lamp, random."),
     global_pruning: bool = typer.Option(False, "--global", help="Rank channels across layers (non-uniform)."),
     steps: int = typer.Option(1, help="Iterative pruning: reach the target in this many prune + fine-tune steps."),
-    finetune_epochs: int = typer.Option(0, help="Recovery fine-tuning epochs after each step (0 = none)."),
-    lr: Optional[float] = typer.Option(None, help="Fine-tuning learning rate."),
+    finetune_epochs: int = typer.Option(0, help="Recovery fine-tuning epochs after each step (0 = none), with the "
+                                                "recipe the model was trained with."),
+    lr: Optional[float] = typer.Option(None, help="Fine-tuning learning rate (default: the training recipe's)."),
     batch_size: Optional[int] = typer.Option(None, help="Fine-tuning batch size."),
     max_train_samples: Optional[int] = typer.Option(None, help="Fine-tune on a seeded subset (quick runs)."),
-    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast + channels_last while fine-tuning (CNNs)."),
     eval_samples: Optional[int] = typer.Option(None, help="Test-split subset for before/after accuracy."),
+    val_samples: Optional[int] = typer.Option(None, help="Val-split subset that picks the fine-tuned epoch."),
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Structured pruning (channels, LSTM hidden units, BERT heads + FFN) into a smaller dense model."""
+    from edgeopt.core.errors import InvalidInput
     from edgeopt.core.progress import progress_bars
     from edgeopt.optimize import PruneConfig, prune
+    from edgeopt.optimize.prune import recipe_train_config
 
-    finetune = train_config(finetune_epochs, lr, batch_size, max_train_samples, bf16) if finetune_epochs else None
+    artifact = load_source(source)
+    finetune = None
+    if finetune_epochs:
+        try:
+            finetune = recipe_train_config(artifact, epochs=finetune_epochs, lr=lr, batch_size=batch_size,
+                                           max_train_samples=max_train_samples)
+        except ValueError as error:
+            raise InvalidInput(f"invalid fine-tuning options: {error}") from None
     config = make_config(PruneConfig, ratio=ratio, target_macs=target_macs, head_ratio=head_ratio,
                          criterion=criterion, global_pruning=global_pruning, steps=steps, finetune=finetune,
-                         eval_samples=eval_samples)
-    artifact = load_source(source)
+                         eval_samples=eval_samples, val_samples=val_samples)
     with progress_bars(enabled=not as_json) as progress:
         result = prune(artifact, config, out, progress=progress)
     report(result, "prune", as_json)
@@ -112,6 +121,8 @@ def distill_command(
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also train the student without the "
                                                                           "teacher, to show what distillation buys."),
     eval_samples: Optional[int] = typer.Option(None, help="Test-split subset for the accuracies."),
+    val_samples: Optional[int] = typer.Option(None, help="Val-split subset that picks the best epoch."),
+    augment: bool = typer.Option(False, "--augment", help="Images: random shifts and flips while training."),
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Knowledge distillation into a small student, compared with the same student trained without the teacher."""
@@ -121,7 +132,8 @@ def distill_command(
     config = make_config(DistillConfig, student=student, width=width, depth=depth, student_init=student_init,
                          temperature=temperature, alpha=alpha, hidden_weight=hidden_weight,
                          attention_weight=attention_weight, baseline=baseline, eval_samples=eval_samples,
-                         train=train_config(epochs, lr, batch_size, max_train_samples, bf16))
+                         val_samples=val_samples,
+                         train=train_config(epochs, lr, batch_size, max_train_samples, bf16, augment))
     artifact = load_source(teacher)
     with progress_bars(enabled=not as_json) as progress:
         result = distill(artifact, config, out, progress=progress)

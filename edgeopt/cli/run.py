@@ -59,6 +59,7 @@ def _fmt(value, spec: str = "{:.3g}") -> str:
 def init_command(
     path: Path = typer.Argument(Path("edgeopt.yaml"), help="Where to write the starter config."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Write a commented starter config (the built-in default) to edit for your models and devices."""
     from edgeopt.config import DEFAULT_CONFIG
@@ -68,7 +69,9 @@ def init_command(
         raise InvalidInput(f"{path}: already exists; pass --force to overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(DEFAULT_CONFIG, path)
-    console.print(f"wrote {path}; check it with `edgeopt run --config {path} --dry-run`")
+    emit({"path": str(path)}, as_json,
+         lambda data: console.print(f"wrote {data['path']}; check it with `edgeopt run --config {data['path']} "
+                                    "--dry-run`"))
 
 
 def run_command(

@@ -163,7 +163,9 @@ def render_html(data: ReportData) -> str:
     models = sorted({r.model for r in data.rows})
     devices = sorted({r.device for r in data.rows})
     best = max((g for g in data.gains if g.speedup), key=lambda g: g.speedup, default=None)
-    cards = [("candidates measured", str(len(data.rows))), ("ok", str(ok)), ("failed", str(failed)),
+    candidates = len({r.candidate_id for r in data.rows})
+    cards = [("candidates", str(candidates)), ("measurements (× batch sizes)", str(len(data.rows))),
+             ("ok", str(ok)), ("failed", str(failed)),
              ("models", ", ".join(models) or "-"), ("devices", ", ".join(devices) or "-")]
     if best:
         cards.append(("best speedup vs FP32 torch", f"{best.speedup:.1f}× ({best.model}/{best.recipe} "
