@@ -1,7 +1,9 @@
 """edgeopt.benchmarks: measure artifacts on runtimes and device profiles.
 
     from edgeopt.benchmarks import bench, BenchConfig
-    rows = bench(["path/to/artifact"], runtimes=["onnxruntime"], devices=["cpu-1t"], config=BenchConfig(batch_sizes=[1, 8]))
+    from edgeopt.store import ResultStore
+    rows = bench(["path/to/artifact"], runtimes=["onnxruntime"], devices=["cpu-1t", "edge-1c-512m"],
+                 config=BenchConfig(batch_sizes=[1, 8]), store=ResultStore("results.db"))
 
 Latency (warm-up, percentiles, CI of the median, noise flag), peak memory, size, parameters, MACs, accuracy
 through the artifact's own runtime and fidelity to its FP32 parent, each candidate in its own process.

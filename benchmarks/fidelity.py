@@ -3,7 +3,8 @@
     python benchmarks/fidelity.py ARTIFACT_DIR... [--batch 1] [--rounds 3] [--seconds 3]
 
 On one pinned core and one thread, for the same model and the same input shape:
-  * OpenVINO artifacts: edgeopt's median vs `benchmark_app -hint none -nstreams 1 -nthreads 1 -api sync`;
+  * OpenVINO artifacts: edgeopt's median vs `benchmark_app -hint none -nstreams 1 -nthreads 1 -api sync`
+    with `-data_shape` (the model stays dynamic, as edgeopt runs it; `-shape` would recompile it static);
   * ONNX artifacts: edgeopt's median vs a bare `InferenceSession.run` loop (fresh process, same inputs).
 Rounds alternate the two sides so drift on a busy machine hits both; the median over rounds is compared.
 Each line also shows the achieved GFLOP/s (2 x MACs x batch / median) against this CPU's estimated
@@ -63,7 +64,8 @@ def peak_gflops_1core() -> tuple[float, str]:
         per_cycle, why = 8, "SSE: 4 fp32 lanes x (1 add + 1 mul)"
     ghz = mhz / 1000 or 2.0
     return per_cycle * ghz, (f"{info['model']}: {why} = {per_cycle} FLOP/cycle x {ghz:.2f} GHz "
-                             f"({'/proc/cpuinfo cpu MHz' if mhz else 'assumed 2 GHz'}; turbo not counted; OpenVINO may run "
+                             f"({'/proc/cpuinfo cpu MHz' if mhz else 'assumed 2 GHz'}; turbo not counted; "
+                             "OpenVINO may run "
                              "bf16 on CPUs with avx512_bf16/AMX, which can exceed the fp32 peak)")
 
 
@@ -105,7 +107,7 @@ def macs_at(artifact, lineage, inputs: Path) -> int | None:
 def benchmark_app_median(xml: Path, shapes: str, core: int, seconds: float) -> float:
     app = Path(sys.executable).with_name("benchmark_app")
     command = ["taskset", "-c", str(core), str(app), "-m", str(xml), "-d", "CPU", "-hint", "none",
-               "-nstreams", "1", "-nthreads", "1", "-api", "sync", "-shape", shapes, "-t", str(int(seconds))]
+               "-nstreams", "1", "-nthreads", "1", "-api", "sync", "-data_shape", shapes, "-t", str(int(seconds))]
     output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120).stdout
     match = re.search(r"Median:\s+([\d.]+)\s+(ms|us)", output)
     if not match:
@@ -169,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         ref = statistics.median(theirs) if theirs else None
         macs = macs_at(artifact, Lineage.around([artifact]), inputs)
         gflops = 2 * macs * args.batch / (mine / 1e3) / 1e9 if macs else None
-        rounds = " ".join(f"{a:.3f}/{b:.3f}" for a, b in zip(ours, theirs)) if theirs else " ".join(f"{a:.3f}" for a in ours)
+        rounds = (" ".join(f"{a:.3f}/{b:.3f}" for a, b in zip(ours, theirs)) if theirs
+                  else " ".join(f"{a:.3f}" for a in ours))
         best = min(ours) / min(theirs) if theirs else float("nan")
         print(f"{artifact.name + ' ' + str(artifact.precision):<28}{str(artifact.format):<10}{reference:<15}"
               f"{mine:>11.3f}{ref if ref else float('nan'):>10.3f}{mine / ref if ref else float('nan'):>7.3f}"

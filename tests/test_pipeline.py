@@ -161,3 +161,18 @@ def test_run_command_dry_run_and_exit_codes(tmp_path, first_run):
     miss = runner.invoke(app, ["recommend", "--device", "cpu-1t", "--max-size-mb", "0.001",
                                "--results", str(pipeline.store_path), "--json"])
     assert miss.exit_code == 1 and '"near_misses"' in miss.stdout and "max_size_mb" in miss.stdout
+
+
+def test_a_users_onnx_file_goes_through_the_same_pipeline(tmp_path, cnn_artifact):
+    from edgeopt.export import export_artifact
+
+    exported = export_artifact(cnn_artifact, "onnx", tmp_path / "export", verify=False)
+    config = {"output": str(tmp_path / "out"), "devices": ["cpu-1t"], "batch_sizes": [1],
+              "measure": {"eval_samples": 300, "latency": FAST_LATENCY},
+              "models": {"mine": {"onnx": str(exported.model_path), "dataset": "fashion-mnist",
+                                  "recipes": [{"name": "fp32", "runtimes": ["onnxruntime"]}]}}}
+    (row,) = Pipeline(config).run(report=False).rows
+    assert row.ok and row.model == "mine" and row.format == "onnx" and row.accuracy > 0.85
+    with pytest.raises(InvalidInput, match="ONNX source has no torch module"):
+        load_config({**config, "models": {"mine": {**config["models"]["mine"],
+                                                  "recipes": [{"name": "p", "prune": {}, "runtimes": ["onnxruntime"]}]}}})

@@ -18,7 +18,8 @@ def make(candidate="cnn/onnxruntime/cpu-1t", batch=1, sha="a" * 64, precision="f
     ok = status == "ok"
     return Measurement(candidate_id=candidate, artifact=artifact, runtime="onnxruntime", device=device,
                        emulated=device.startswith("edge"), batch_size=batch,
-                       latency=summarize([median] * 5) if ok else None, throughput=batch * 1000 / median if ok else None,
+                       latency=summarize([median] * 5) if ok else None,
+                       throughput=batch * 1000 / median if ok else None,
                        accuracy=0.9 if ok else None, status=status, error=None if ok else "boom",
                        provenance={"cpu_model": "test", "threads": 1})
 

@@ -39,7 +39,8 @@ def _artifact(spec: str):
 
 
 def bench(
-    artifacts: list[str] = typer.Argument(..., help="Artifact directories (or zoo model names: cnn, resnet, lstm, bert)."),
+    artifacts: list[str] = typer.Argument(..., help="Artifact directories (or zoo model names: cnn, resnet, "
+                                          "lstm, bert)."),
     runtime: Optional[str] = typer.Option(None, "--runtime", "-r", help="Runtime(s), comma-separated: torch, "
                                           "onnxruntime, openvino, tensorrt. Default: each artifact's own runtime."),
     device: str = typer.Option("cpu", "--device", "-d", help="Device profile(s), comma-separated "

@@ -38,6 +38,7 @@ class BertClassifier(nn.Module):
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected here
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar per load (a sweep loads BERT many times)
         if (Path(directory) / "config.json").exists():
             from transformers import AutoConfig
 
