@@ -95,14 +95,45 @@ def find_zoo_checkpoint(name: str) -> Artifact | None:
 
 
 def count_macs_params(model: torch.nn.Module, example_inputs: dict[str, np.ndarray]) -> tuple[int, int]:
-    """MACs and parameters at batch 1 (torch-pruning's op counter)."""
+    """MACs and parameters at batch 1 (torch-pruning's op counter, with recurrent layers counted analytically).
+
+    torch-pruning 1.6 reads batch and sequence from the wrong axes of a batch-first RNN input (it counts
+    sequence x input_size steps), so LSTM/GRU layers are recounted here from their real input shape.
+    """
     inputs = {k: v[:1] for k, v in to_tensors(example_inputs).items()}
+    recurrent_shapes: dict[torch.nn.Module, tuple[int, int]] = {}
+
+    def record(module, args, _output):
+        data = args[0]
+        batch, steps = (data.shape[0], data.shape[1]) if module.batch_first else (data.shape[1], data.shape[0])
+        recurrent_shapes[module] = (batch, steps)
+
     was_training = model.training
     model.eval()
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, torch.nn.RNNBase)]
+    try:
+        with torch.no_grad():
+            if hooks:
+                model(**inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
     with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # torch-pruning prints a notice
-        macs, params = tp.utils.count_ops_and_params(model, example_inputs=inputs)
+        macs, params, per_layer, _ = tp.utils.count_ops_and_params(model, example_inputs=inputs, layer_wise=True)
     model.train(was_training)
+    for module, (batch, steps) in recurrent_shapes.items():
+        macs += _recurrent_macs(module, batch, steps) - per_layer.get(module, 0)
     return int(macs), int(params)
+
+
+def _recurrent_macs(module: torch.nn.RNNBase, batch: int, steps: int) -> int:
+    gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
+    directions = 2 if module.bidirectional else 1
+    total = 0
+    for layer in range(module.num_layers):
+        in_size = module.input_size if layer == 0 else module.hidden_size * directions
+        total += gates * module.hidden_size * (in_size + module.hidden_size)
+    return total * directions * batch * steps
 
 
 def train_zoo_model(name: str, force: bool = False, out: Path | None = None, progress=None,
