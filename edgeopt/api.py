@@ -29,6 +29,17 @@ class Pipeline:
         if output is not None:
             self.config.output = Path(output)
 
+    def select(self, models: list[str]) -> "Pipeline":
+        """Keep only these config models (e.g. `edgeopt run -m cnn`)."""
+        from edgeopt.core.errors import InvalidInput
+
+        unknown = sorted(set(models) - set(self.config.models))
+        if unknown:
+            raise InvalidInput(f"model(s) {', '.join(unknown)} not in the config; it has "
+                               f"{', '.join(self.config.models)}")
+        self.config.models = {k: v for k, v in self.config.models.items() if k in models}
+        return self
+
     @property
     def output(self) -> Path:
         return Path(self.config.output)

@@ -78,6 +78,7 @@ def run_command(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (default: the built-in one)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output directory (default: the config's, "
                                                                         "./edgeopt-out)."),
+    models: Optional[list[str]] = typer.Option(None, "--model", "-m", help="Only this config model (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan of candidates; build nothing."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel build processes (measurements stay serial)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Measure candidates that failed before again."),
@@ -92,6 +93,8 @@ def run_command(
     from edgeopt.core.progress import progress_bars
 
     pipeline = Pipeline(config, output=output)
+    if models:
+        pipeline.select(models)
     if dry_run:
         plan = pipeline.plan()
         data = {"output": str(pipeline.output), "candidates": plan.describe(), "notes": plan.notes,
