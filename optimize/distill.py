@@ -20,7 +20,7 @@ from edgeopt.core.errors import InvalidInput
 from edgeopt.core.models import build_module
 from edgeopt.core.models.bert import BertClassifier
 from edgeopt.core.models.zoo import count_macs_params, load_module, preprocessor_of, save_torch_artifact
-from edgeopt.core.preprocess import VocabEncoder, WordPieceEncoder
+from edgeopt.core.preprocess import VocabEncoder
 from edgeopt.core.train import LossFn, TrainConfig, evaluate, fit, seed_everything
 
 Student = Literal["mobilenetv2", "squeezenet", "bert", "textcnn", "bilstm", "lstm", "gru"]

@@ -8,7 +8,7 @@ from edgeopt.recommend import Recommendation, pareto
 from edgeopt.results import Row
 
 from .data import ReportData
-from .svg import Point, bars, scatter
+from .svg import Point, bars, colours_for, scatter
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -96,6 +96,7 @@ def _gains_table(data: ReportData) -> str:
 
 def _pareto_plots(data: ReportData) -> str:
     plots = []
+    colours = colours_for([r.model for r in data.rows])
     for device, batch in data.groups():
         group = [r for r in data.ok_rows if r.device == device and r.batch_size == batch and r.accuracy is not None
                  and r.latency_ms("median")]
@@ -104,7 +105,7 @@ def _pareto_plots(data: ReportData) -> str:
         points = [Point(r.latency_ms("median"), 100 * r.accuracy, f"{r.label} {r.precision}", r.model,
                         id(r) in frontier) for r in group]
         plots.append(scatter(points, f"accuracy vs median latency — {device}, batch {batch}", "median latency (ms)",
-                             "accuracy (%)", log_x=True))
+                             "accuracy (%)", log_x=True, colours=colours))
     return '<div class="plots">' + "".join(plots) + "</div>" if plots else '<p class="muted">no data</p>'
 
 

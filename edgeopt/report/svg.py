@@ -40,8 +40,13 @@ def _fmt(value: float) -> str:
     return f"{value:.2g}"
 
 
+def colours_for(groups: list[str]) -> dict[str, str]:
+    """One colour per group, the same in every plot of a report."""
+    return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(sorted(set(groups)))}
+
+
 def scatter(points: list[Point], title: str, x_label: str, y_label: str, log_x: bool = False,
-            width: int = 640, height: int = 380) -> str:
+            width: int = 640, height: int = 380, colours: dict[str, str] | None = None) -> str:
     """Scatter plot, one colour per group; frontier points are ringed and joined by a dashed line per group."""
     if not points:
         return f'<p class="empty">{escape(title)}: no data</p>'
@@ -84,7 +89,7 @@ def scatter(points: list[Point], title: str, x_label: str, y_label: str, log_x: 
     parts.append(f'<text transform="translate(14 {top + plot_h / 2}) rotate(-90)" text-anchor="middle">'
                  f'{escape(y_label)}</text>')
     groups = sorted({p.group for p in points})
-    colour = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
+    colour = {**colours_for(groups), **(colours or {})}
     frontier = [p for p in points if p.highlight]
     for group in groups:  # one frontier line per group (accuracies of different models do not compare)
         line = sorted((p for p in frontier if p.group == group), key=lambda p: p.x)
