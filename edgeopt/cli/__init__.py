@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from edgeopt.core.errors import EdgeoptError
 
@@ -42,7 +43,7 @@ def main() -> None:
     try:
         app()
     except EdgeoptError as error:
-        console_err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        console_err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console_err.print("[yellow]interrupted[/]")
