@@ -28,10 +28,11 @@ class Tolerance:
 
 
 # Tolerances on logits. fp32 differences are kernel reordering only; fp16 rounds weights/activations; int8 is
-# judged mostly by top-1 agreement.
+# judged mostly by top-1 agreement (its accuracy drop is measured separately, on the test split): one outlier
+# logit of a dynamically quantized BERT at sequence 128 can move by ~1 while the class stays the same.
 FP32 = Tolerance(atol=1e-4, rtol=1e-4, min_top1=1.0)
 FP16 = Tolerance(atol=2e-2, rtol=1e-2, min_top1=0.85)
-INT8 = Tolerance(atol=0.5, rtol=0.15, min_top1=0.7)
+INT8 = Tolerance(atol=1.0, rtol=0.25, min_top1=0.85)
 
 
 @dataclass(frozen=True)
