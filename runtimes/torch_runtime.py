@@ -29,7 +29,9 @@ class TorchRuntime(Runtime):
             raise BackendUnavailable(f"the torch runtime runs on cpu or cuda, not {self.config.device!r}")
         if self.config.threads:
             torch.set_num_threads(self.config.threads)  # process-wide: torch has no per-model thread pool
-        self.model = load_module(artifact).to(self.device).eval()
+        # fp16 / bf16 artifacts are the fp32 weights cast at load time (what torch users deploy on GPUs)
+        self.dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(str(artifact.precision), torch.float32)
+        self.model = load_module(artifact).to(self.device, dtype=self.dtype).eval()
 
     @classmethod
     @cache
@@ -46,6 +48,7 @@ class TorchRuntime(Runtime):
 
         self.check_inputs(inputs)
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in inputs.items()}
+        tensors = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in tensors.items()}
         with torch.inference_mode():
             return self.model(**tensors).float().cpu().numpy()
 
