@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .output import JSON_OPTION_HELP, console, console_err, emit
@@ -109,7 +110,7 @@ def run_command(
                               ",".join(map(str, c["batch_sizes"])), " → ".join(c["build"]))
             console.print(table)
             for note in data["notes"]:
-                console.print(f"[yellow]note:[/] {note}")
+                console.print(f"[yellow]note:[/] {escape(note)}")
 
         emit(data, as_json, render)
         return
@@ -122,7 +123,7 @@ def run_command(
         console.print(f"{data['candidates']} candidates: {data['measured']} measured, {data['resumed']} already "
                       f"stored{failed} ({data['seconds']:.0f} s)")
         for note in data["notes"]:
-            console.print(f"[yellow]note:[/] {note}")
+            console.print(f"[yellow]note:[/] {escape(note)}")
         for fmt, path in data["reports"].items():
             console.print(f"report ({fmt}): {path}")
 
