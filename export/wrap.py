@@ -6,7 +6,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from edgeopt.core.artifacts import MANIFEST, Artifact, Family, Format, TensorSpec
+from edgeopt.core.artifacts import MANIFEST, Artifact, Family, Format, TensorSpec, staged_directory
 from edgeopt.core.data import load_dataset
 from edgeopt.core.errors import InvalidInput
 from edgeopt.core.paths import cache_dir
@@ -62,20 +62,17 @@ def import_onnx(path: Path, family: Family | str, dataset: str | None = None, ou
                            f"{list(spec.input_names)} (rename the ONNX inputs)")
     data = load_dataset(dataset or DEFAULT_DATASETS[family])
     preprocessor = _default_preprocessor(family, data, inputs)
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    shutil.copyfile(path, staging / MODEL_FILE)
-    if hasattr(preprocessor, "save"):
-        preprocessor.save(staging)
-    artifact = Artifact(name=path.stem, family=family, format=Format.ONNX, model_file=MODEL_FILE,
-                        preprocess=preprocessor.to_spec(), inputs=inputs,
-                        outputs=[_tensor_spec(t) for t in graph.output], labels=data.classes,
-                        dataset=data.describe(), recipe=[{"step": "import", "source": str(path), "sha256": digest}])
-    artifact.path = staging
-    artifact.save()
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
+    with staged_directory(out_dir) as staging:
+        shutil.copyfile(path, staging / MODEL_FILE)
+        if hasattr(preprocessor, "save"):
+            preprocessor.save(staging)
+        artifact = Artifact(name=path.stem, family=family, format=Format.ONNX, model_file=MODEL_FILE,
+                            preprocess=preprocessor.to_spec(), inputs=inputs,
+                            outputs=[_tensor_spec(t) for t in graph.output], labels=data.classes,
+                            dataset=data.describe(),
+                            recipe=[{"step": "import", "source": str(path), "sha256": digest}])
+        artifact.path = staging
+        artifact.save()
     artifact.path = out_dir
     return artifact
 

@@ -6,12 +6,13 @@ Every step of edgeopt (train, prune, distill, export, quantize) reads one artifa
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import shutil
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -177,6 +178,18 @@ def copy_preprocess_files(source: Artifact, destination: Path) -> None:
             shutil.copytree(src, dst, dirs_exist_ok=True)
         elif src.exists():
             shutil.copy2(src, dst)
+
+
+@contextlib.contextmanager
+def staged_directory(destination: Path) -> Iterator[Path]:
+    """Build into `<destination>.partial`, then swap it in, so a crash never leaves a half-written artifact."""
+    destination = Path(destination)
+    staging = destination.with_name(destination.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    yield staging
+    shutil.rmtree(destination, ignore_errors=True)
+    staging.rename(destination)
 
 
 def library_versions() -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 import torch_pruning as tp
 
-from ..artifacts import Artifact, Family, Format
+from ..artifacts import Artifact, Family, Format, staged_directory
 from ..data import Dataset, load_dataset
 from ..errors import CheckpointError, InvalidInput
 from ..paths import BUNDLED_WEIGHTS_DIR, cache_dir
@@ -169,24 +168,20 @@ def save_torch_artifact(model: torch.nn.Module, arch: dict[str, Any], preprocess
     MACs and parameters at batch 1 are added to the metrics.
     """
     destination = Path(destination)
-    staging = destination.with_name(destination.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     model.eval()
-    model_file = save_torch_model(model, staging, arch)
-    if isinstance(preprocessor, (VocabEncoder, WordPieceEncoder)):
-        preprocessor.save(staging)
     macs, params = count_macs_params(model, preprocessor(data.test.inputs[:2]))
-    artifact = Artifact(
-        name=name, family=family, format=Format.TORCH, model_file=model_file, arch=arch,
-        preprocess=preprocessor.to_spec(), inputs=preprocessor.input_specs(), labels=data.classes,
-        dataset=data.describe(), recipe=recipe or [], parent=parent,
-        metrics={**(metrics or {}), "macs": macs, "params": params},
-    )
-    artifact.path = staging
-    artifact.save()
-    shutil.rmtree(destination, ignore_errors=True)
-    staging.rename(destination)
+    with staged_directory(destination) as staging:
+        model_file = save_torch_model(model, staging, arch)
+        if isinstance(preprocessor, (VocabEncoder, WordPieceEncoder)):
+            preprocessor.save(staging)
+        artifact = Artifact(
+            name=name, family=family, format=Format.TORCH, model_file=model_file, arch=arch,
+            preprocess=preprocessor.to_spec(), inputs=preprocessor.input_specs(), labels=data.classes,
+            dataset=data.describe(), recipe=recipe or [], parent=parent,
+            metrics={**(metrics or {}), "macs": macs, "params": params},
+        )
+        artifact.path = staging
+        artifact.save()
     artifact.path = destination
     return artifact
 
