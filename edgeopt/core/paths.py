@@ -9,19 +9,20 @@ BUNDLED_WEIGHTS_DIR = PACKAGE_DIR / "weights"
 BUNDLED_DATA_DIR = PACKAGE_DIR / "data"
 
 
-def cache_dir() -> Path:
-    """User cache for models built on first use: $EDGEOPT_CACHE, else $XDG_CACHE_HOME/edgeopt, else ~/.cache/edgeopt."""
-    explicit = os.environ.get("EDGEOPT_CACHE")
+def _user_dir(explicit_env: str, xdg_env: str, home_default: str) -> Path:
+    """$EXPLICIT if set, else $XDG_.../edgeopt, else ~/<home_default>/edgeopt."""
+    explicit = os.environ.get(explicit_env)
     if explicit:
         return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get(xdg_env) or str(Path.home() / home_default)
     return Path(base) / "edgeopt"
+
+
+def cache_dir() -> Path:
+    """User cache for models built on first use: $EDGEOPT_CACHE, else $XDG_CACHE_HOME/edgeopt, else ~/.cache/edgeopt."""
+    return _user_dir("EDGEOPT_CACHE", "XDG_CACHE_HOME", ".cache")
 
 
 def config_dir() -> Path:
     """User configuration (device profiles, ...): $EDGEOPT_CONFIG, else $XDG_CONFIG_HOME/edgeopt, else ~/.config/edgeopt."""
-    explicit = os.environ.get("EDGEOPT_CONFIG")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "edgeopt"
+    return _user_dir("EDGEOPT_CONFIG", "XDG_CONFIG_HOME", ".config")
