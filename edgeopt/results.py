@@ -78,6 +78,15 @@ class Row(BaseModel):
     def label(self) -> str:
         return f"{self.model}/{self.recipe} {self.runtime}"
 
+    @property
+    def accuracy_ci(self) -> tuple[float, float] | None:
+        """95% Wilson interval of the accuracy (fractions), from the number of samples it was measured on."""
+        if self.accuracy is None or not self.accuracy_samples:
+            return None
+        from edgeopt.core.stats import wilson_interval
+
+        return wilson_interval(self.accuracy, self.accuracy_samples)
+
     def latency_ms(self, statistic: str = "median") -> float | None:
         return self.latency.get("median" if statistic == "p50" else statistic)
 
