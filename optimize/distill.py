@@ -177,11 +177,11 @@ def distillation_loss(teacher: nn.Module, config: DistillConfig, layer_map: list
                         reduction="batchmean") * temperature ** 2
         return alpha * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
 
+    soft_targets = TeacherLogits(teacher, config.teacher_bf16)
+
     def loss(student: nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
         if not internal:
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.teacher_bf16):
-                teacher_logits = teacher(**inputs).float()
-            return soft_hard(student(**inputs).float(), teacher_logits, labels)
+            return soft_hard(student(**inputs).float(), soft_targets(inputs), labels)
         attentions = config.attention_weight > 0
         if attentions:
             student.hf.set_attn_implementation("eager")
@@ -200,3 +200,29 @@ def distillation_loss(teacher: nn.Module, config: DistillConfig, layer_map: list
         return total
 
     return loss
+
+
+class TeacherLogits:
+    """The teacher's logits for a batch, remembered per text across epochs.
+
+    A text's token ids are the same every epoch (no augmentation), so the teacher runs once per text instead
+    of once per epoch: a third of a 3-epoch BERT distillation's time. Images are augmented differently each
+    epoch and always go through the teacher.
+    """
+
+    def __init__(self, teacher: nn.Module, bf16: bool):
+        self.teacher, self.bf16 = teacher, bf16
+        self.known: dict[bytes, torch.Tensor] = {}
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "input_ids" not in inputs:
+            return self.forward(inputs)
+        keys = [row[row != 0].numpy().tobytes() for row in inputs["input_ids"]]  # padding (id 0) stripped
+        if any(key not in self.known for key in keys):
+            for key, logits in zip(keys, self.forward(inputs)):
+                self.known[key] = logits
+        return torch.stack([self.known[key] for key in keys])
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            return self.teacher(**inputs).float()

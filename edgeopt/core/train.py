@@ -77,10 +77,28 @@ def iterate_batches(preprocessor: Preprocessor, split: Split, batch_size: int, s
                 batch = augment_images(batch, generator)
             yield {"pixel_values": batch}, labels[index]
         return
-    for start in range(0, len(order), batch_size):
-        index = order[start:start + batch_size]
+    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    if shuffle:
+        batches = length_buckets(order, [len(text) for text in split.inputs], batch_size, seed)
+    for index in batches:
         texts = [split.inputs[i] for i in index]
         yield to_tensors(preprocessor(texts)), labels[torch.from_numpy(index)]
+
+
+def length_buckets(order: np.ndarray, lengths: list[int], batch_size: int, seed: int,
+                   window_batches: int = 50) -> list[np.ndarray]:
+    """Shuffled batches of texts of similar length: each batch is padded to its longest text, so grouping
+    similar lengths roughly halves the padded tokens (and the time) of a text epoch on this data.
+
+    Texts are sorted by length within windows of `window_batches` batches of the shuffled order, then the
+    batches themselves are shuffled, so every epoch still sees a different mix.
+    """
+    window = batch_size * window_batches
+    grouped = np.concatenate([sorted(order[start:start + window], key=lambda i: lengths[i])
+                              for start in range(0, len(order), window)]) if len(order) else order
+    batches = [grouped[start:start + batch_size] for start in range(0, len(grouped), batch_size)]
+    np.random.default_rng(seed + 1).shuffle(batches)
+    return batches
 
 
 def augment_images(batch: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
