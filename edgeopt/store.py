@@ -35,6 +35,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX measurements_candidate ON measurements(candidate_id, batch_size);
     CREATE INDEX measurements_artifact ON measurements(artifact_sha256);
     """,
+    """
+    CREATE TABLE run_metadata (
+        key TEXT PRIMARY KEY, value TEXT NOT NULL, updated TEXT NOT NULL DEFAULT (datetime('now'))
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -118,7 +123,18 @@ class ResultStore:
                 ids.append(int(cursor.lastrowid))
         return ids
 
+    def set_meta(self, key: str, value: Any) -> None:
+        """Keep a JSON value about the run (e.g. the report's budget, notes and config) beside its results."""
+        with self._transaction():
+            self.conn.execute("INSERT OR REPLACE INTO run_metadata(key, value) VALUES (?, ?)",
+                              (key, json.dumps(value)))
+
     # ------------------------------------------------------------ reads
+
+    def get_meta(self, key: str) -> Any:
+        """The value stored by set_meta, or None."""
+        found = self.conn.execute("SELECT value FROM run_metadata WHERE key = ?", (key,)).fetchone()
+        return json.loads(found[0]) if found else None
 
     def measurements(self, latest: bool = False, **filters: Any) -> list[Measurement]:
         """Measurements matching every filter (candidate_id, runtime, device, batch_size, status, emulated,
@@ -144,6 +160,15 @@ class ResultStore:
         sql = ("SELECT m.data FROM measurements m JOIN artifacts a ON a.sha256 = m.artifact_sha256"
                + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY m.id")
         return [Measurement.model_validate_json(row[0]) for row in self.conn.execute(sql, values)]
+
+    def superseded(self, candidate_id: str) -> Measurement | None:
+        """The newest measurement of the same stable key (`model/recipe/runtime/device`, the part before `#`)
+        under another id: what a re-measurement replaces, to say why it was re-measured."""
+        stable = candidate_id.split("#", 1)[0] + "#"
+        row = self.conn.execute("SELECT data FROM measurements WHERE substr(candidate_id, 1, ?) = ? AND "
+                                "candidate_id != ? ORDER BY id DESC LIMIT 1",
+                                (len(stable), stable, candidate_id)).fetchone()
+        return Measurement.model_validate_json(row[0]) if row else None
 
     def has(self, candidate_id: str, batch_size: int | None = None, status: str | None = "ok") -> bool:
         """Whether the candidate (at this batch size) is already measured; a re-run skips it (resume)."""

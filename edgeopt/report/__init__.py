@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data import Gain, ReportData, build_report, load_report
+from .data import Gain, ReportData, build_report, load_report, report_from_store, save_run
 from .html import render_html
 from .markdown import render_markdown
 
@@ -33,4 +33,4 @@ def write_reports(data: ReportData, out_dir: Path, formats: tuple[str, ...] = FO
 
 
 __all__ = ["FORMATS", "Gain", "RENDERERS", "ReportData", "build_report", "load_report", "render_html",
-           "render_json", "render_markdown", "write_reports"]
+           "render_json", "render_markdown", "report_from_store", "save_run", "write_reports"]

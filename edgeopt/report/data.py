@@ -1,6 +1,8 @@
 """The figures every report shows, computed once: rows, what each technique bought, frontiers, failures.
 
 `ReportData` is also the JSON report (every figure, for machines) and what `edgeopt gate` reads back.
+A run also keeps its report context (budget, notes, config, which candidates) in results.db, so
+`edgeopt report` re-renders exactly the run's report from the database alone.
 """
 from __future__ import annotations
 
@@ -12,11 +14,14 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from edgeopt.core.errors import InvalidInput
-from edgeopt.recommend import Budget, Recommendation, pareto, recommend
-from edgeopt.results import Row
+from edgeopt.recommend import Budget, NearMiss, Pick, Recommendation, pareto, recommend
+from edgeopt.results import Row, rows_of
 
 SCHEMA_VERSION = 1
 HOST_KEYS = ("cpu_model", "arch", "logical_cores", "isa", "memory_bytes", "gpus", "python", "git", "versions")
+# One rule for colouring an accuracy change everywhere: green when nothing was lost, red beyond this loss.
+ACCURACY_LOSS_PT = 1.0
+RUN_KEY = "report"  # results.db run_metadata key of the run's report context
 
 
 class Gain(BaseModel):
@@ -31,6 +36,8 @@ class Gain(BaseModel):
     reference: str = Field(description="candidate id of the FP32 torch-eager reference")
     speedup: float | None = Field(None, description="reference median latency / this median latency")
     accuracy_delta_pt: float | None = Field(None, description="accuracy change in percentage points")
+    accuracy_delta_ci_pt: tuple[float, float] | None = Field(
+        None, description="95% Wilson interval of this accuracy, minus the reference accuracy, in points")
     size_ratio: float | None = Field(None, description="reference size / this size")
     memory_ratio: float | None = None
 
@@ -44,6 +51,7 @@ class ReportData(BaseModel):
     frontiers: dict[str, list[str]] = Field(default_factory=dict,
                                             description="'device b<batch>' -> candidate ids on the accuracy vs "
                                                         "median latency frontier")
+    budget: Budget | None = Field(None, description="the budget the recommendation and the plots' limits use")
     recommendation: Recommendation | None = None
     provenance: dict[str, Any] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
@@ -60,6 +68,34 @@ class ReportData(BaseModel):
     def groups(self) -> list[tuple[str, int]]:
         """(device, batch) pairs present, in a stable order."""
         return sorted({(r.device, r.batch_size) for r in self.ok_rows})
+
+    def gain_of(self, row: Row) -> Gain | None:
+        return next((g for g in self.gains if g.candidate_id == row.candidate_id
+                     and g.batch_size == row.batch_size), None)
+
+    def accuracy_ok(self, gain: Gain) -> bool:
+        """Within the budget's minimum accuracy, or (without one) losing at most ACCURACY_LOSS_PT points."""
+        row = next(r for r in self.rows if r.candidate_id == gain.candidate_id and r.batch_size == gain.batch_size)
+        if self.budget is not None and self.budget.min_accuracy is not None:
+            return row.accuracy is not None and row.accuracy >= self.budget.min_accuracy
+        return gain.accuracy_delta_pt is not None and gain.accuracy_delta_pt >= -ACCURACY_LOSS_PT
+
+    def answers(self) -> list["Answer"]:
+        """Per family: the pick (or nothing) with its gain over the FP32 model, and the nearest misses."""
+        rec = self.recommendation
+        if rec is None:
+            return []
+        families = sorted({r.family for r in self.ok_rows})
+        return [Answer(family=family, pick=next((p for p in rec.picks if p.family == family), None),
+                       gain=next((self.gain_of(p.row) for p in rec.picks if p.family == family), None),
+                       misses=[m for m in rec.near_misses if m.row.family == family]) for family in families]
+
+
+class Answer(BaseModel):
+    family: str
+    pick: Pick | None
+    gain: Gain | None
+    misses: list[NearMiss]
 
 
 def is_reference(row: Row) -> bool:
@@ -80,6 +116,8 @@ def compute_gains(rows: list[Row]) -> list[Gain]:
             speedup=_ratio(ref.latency_ms("median"), row.latency_ms("median")),
             accuracy_delta_pt=(100 * (row.accuracy - ref.accuracy)
                                if row.accuracy is not None and ref.accuracy is not None else None),
+            accuracy_delta_ci_pt=(tuple(100 * (bound - ref.accuracy) for bound in row.accuracy_ci)
+                                  if row.accuracy_ci and ref.accuracy is not None else None),
             size_ratio=_ratio(ref.size_mb, row.size_mb), memory_ratio=_ratio(ref.memory_mb, row.memory_mb)))
     return gains
 
@@ -90,7 +128,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def build_report(rows: list[Row], budget: Budget | None = None, provenance: dict[str, Any] | None = None,
                  config: dict[str, Any] | None = None, notes: list[str] | None = None,
-                 title: str = "edgeopt report") -> ReportData:
+                 title: str = "edgeopt report", generated: str | None = None) -> ReportData:
     rows = sorted(rows, key=lambda r: (r.model, r.device, r.batch_size, r.recipe, r.runtime))
     frontiers = {}
     for device, batch in sorted({(r.device, r.batch_size) for r in rows if r.ok}):
@@ -99,9 +137,46 @@ def build_report(rows: list[Row], budget: Budget | None = None, provenance: dict
     if provenance is None:  # the machine, not one measurement's settings
         first = next((r.provenance for r in rows if r.provenance), {})
         provenance = {k: v for k, v in first.items() if k in HOST_KEYS}
-    return ReportData(title=title, rows=rows, gains=compute_gains(rows), frontiers=frontiers,
+    return ReportData(title=title, rows=rows, gains=compute_gains(rows), frontiers=frontiers, budget=budget,
                       recommendation=recommend(rows, budget) if budget else None, provenance=provenance,
-                      config=config or {}, notes=notes or [])
+                      config=config or {}, notes=notes or [],
+                      **({"generated": generated} if generated else {}))
+
+
+class RunContext(BaseModel):
+    """What a run's report holds beyond its measurements, kept in results.db (run_metadata)."""
+
+    title: str
+    generated: str
+    budget: Budget | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    candidates: list[str] = Field(default_factory=list, description="candidate ids the run's report shows")
+
+
+def save_run(store_path: str | Path, data: ReportData) -> None:
+    """Keep the report's context beside the results, so `edgeopt report` gives the run's report again."""
+    from edgeopt.store import ResultStore
+
+    context = RunContext(title=data.title, generated=data.generated, budget=data.budget, config=data.config,
+                         notes=data.notes, candidates=sorted({r.candidate_id for r in data.rows}))
+    with ResultStore(store_path) as store:
+        store.set_meta(RUN_KEY, context.model_dump(mode="json"))
+
+
+def report_from_store(store_path: str | Path, title: str | None = None) -> ReportData:
+    """The last run's report from results.db alone; a database without a run context gives every newest row."""
+    from edgeopt.store import ResultStore
+
+    with ResultStore(store_path) as store:
+        raw = store.get_meta(RUN_KEY)
+        if raw is None:
+            return build_report(rows_of(store.measurements(latest=True)), title=title or "edgeopt report")
+        context = RunContext.model_validate(raw)
+        rows = rows_of(store.measurements(candidate_id=context.candidates, latest=True)) if context.candidates \
+            else []
+    return build_report(rows, budget=context.budget, config=context.config, notes=context.notes,
+                        title=title or context.title, generated=context.generated)
 
 
 def load_report(path: str | Path) -> ReportData:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from html import escape
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+CHAR_W, LABEL_H = 6.2, 12  # approximate size of an 11 px label character / line, to keep labels apart
+INFEASIBLE = "#d62728"
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,7 @@ class Point:
     label: str
     group: str
     highlight: bool = False  # on the Pareto frontier
+    pick: bool = False  # the recommended candidate: drawn as a star and always labelled
 
 
 def _ticks(low: float, high: float, count: int = 5, log: bool = False) -> list[float]:
@@ -45,14 +48,39 @@ def colours_for(groups: list[str]) -> dict[str, str]:
     return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(sorted(set(groups)))}
 
 
+def _place_labels(points: list[tuple[float, float, str, bool]], box: tuple[float, float, float, float]) -> list[str]:
+    """Text elements for point labels, each put right, left, above or below its point where it overlaps
+    neither another label nor a point; a label that fits nowhere is left to the point's tooltip."""
+    left, top, right, bottom = box
+    taken: list[tuple[float, float, float, float]] = [(x - 5, y - 5, x + 5, y + 5) for x, y, _, _ in points]
+    placed = []
+    for x, y, text, bold in sorted(points, key=lambda p: not p[3]):  # picks first
+        w = len(text) * CHAR_W * (1.1 if bold else 1)
+        centred = min(max(x - w / 2, left + 2), right - w - 2)  # above/below, slid inside the plot
+        for x0, ty in ((x + 8, y + 4), (x - 8 - w, y + 4), (centred, y - 9), (centred, y + 16)):
+            rect = (x0, ty - LABEL_H + 2, x0 + w, ty + 2)
+            inside = rect[0] >= left and rect[2] <= right and rect[1] >= top and rect[3] <= bottom
+            if inside and not any(rect[0] < o[2] and o[0] < rect[2] and rect[1] < o[3] and o[1] < rect[3]
+                                  for o in taken):
+                taken.append(rect)
+                placed.append(f'<text x="{x0:.1f}" y="{ty:.1f}" class="{"pick" if bold else "point"}">'
+                              f'{escape(text)}</text>')
+                break
+    return placed
+
+
 def scatter(points: list[Point], title: str, x_label: str, y_label: str, log_x: bool = False,
-            width: int = 640, height: int = 380, colours: dict[str, str] | None = None) -> str:
-    """Scatter plot, one colour per group; frontier points are ringed and joined by a dashed line per group."""
+            width: int = 640, height: int = 380, colours: dict[str, str] | None = None,
+            x_max: float | None = None, y_min: float | None = None) -> str:
+    """Scatter plot, one colour per group; frontier points are ringed and joined by a dashed line per group.
+
+    x_max / y_min are budget limits: drawn as dashed lines with the region beyond them shaded as infeasible.
+    """
     if not points:
         return f'<p class="empty">{escape(title)}: no data</p>'
-    left, right, top, bottom = 60, 170, 30, 45
-    xs = [p.x for p in points]
-    ys = [p.y for p in points]
+    left, right, top, bottom = 60, 150, 30, 45
+    xs = [p.x for p in points] + ([x_max * 1.15] if x_max else [])  # keep the limit (and past it) in view
+    ys = [p.y for p in points] + ([y_min] if y_min is not None else [])
     log_x = log_x and min(xs) > 0 and max(xs) / min(xs) > 20
     x_ticks = _ticks(min(xs), max(xs), log=log_x)
     y_pad = (max(ys) - min(ys)) * 0.08 or 0.01
@@ -88,6 +116,18 @@ def scatter(points: list[Point], title: str, x_label: str, y_label: str, log_x: 
                  f'{" (log)" if log_x else ""}</text>')
     parts.append(f'<text transform="translate(14 {top + plot_h / 2}) rotate(-90)" text-anchor="middle">'
                  f'{escape(y_label)}</text>')
+    if x_max is not None:
+        parts.append(f'<rect x="{sx(x_max):.1f}" y="{top}" width="{left + plot_w - sx(x_max):.1f}" '
+                     f'height="{plot_h}" fill="{INFEASIBLE}" fill-opacity="0.08"/>'
+                     f'<line x1="{sx(x_max):.1f}" y1="{top}" x2="{sx(x_max):.1f}" y2="{top + plot_h}" '
+                     f'stroke="{INFEASIBLE}" stroke-dasharray="6 3"/>'
+                     f'<text x="{sx(x_max) + 4:.1f}" y="{top + 12}" class="limit">limit {_fmt(x_max)}</text>')
+    if y_min is not None:
+        parts.append(f'<rect x="{left}" y="{sy(y_min):.1f}" width="{plot_w}" height="{top + plot_h - sy(y_min):.1f}" '
+                     f'fill="{INFEASIBLE}" fill-opacity="0.08"/>'
+                     f'<line x1="{left}" y1="{sy(y_min):.1f}" x2="{left + plot_w}" y2="{sy(y_min):.1f}" '
+                     f'stroke="{INFEASIBLE}" stroke-dasharray="6 3"/>'
+                     f'<text x="{left + 4}" y="{sy(y_min) - 4:.1f}" class="limit">minimum {_fmt(y_min)}</text>')
     groups = sorted({p.group for p in points})
     colour = {**colours_for(groups), **(colours or {})}
     frontier = [p for p in points if p.highlight]
@@ -97,20 +137,45 @@ def scatter(points: list[Point], title: str, x_label: str, y_label: str, log_x: 
             path = " ".join(f"{sx(p.x):.1f},{sy(p.y):.1f}" for p in line)
             parts.append(f'<polyline points="{path}" fill="none" stroke="{colour[group]}" stroke-dasharray="4 3"/>')
     for p in points:
+        tip = f"<title>{escape(p.label)}: {_fmt(p.x)} / {_fmt(p.y)}</title>"
+        if p.pick:
+            parts.append(f'<path d="{_star(sx(p.x), sy(p.y), 9)}" fill="{colour[p.group]}" stroke="#000" '
+                         f'stroke-width="1.5" class="pick">{tip}</path>')
+            continue
         ring = ' stroke="#000" stroke-width="2"' if p.highlight else ""
         parts.append(f'<circle cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="{5 if p.highlight else 4}" '
-                     f'fill="{colour[p.group]}" fill-opacity="0.8"{ring}><title>{escape(p.label)}: '
-                     f'{_fmt(p.x)} / {_fmt(p.y)}</title></circle>')
+                     f'fill="{colour[p.group]}" fill-opacity="0.8"{ring}>{tip}</circle>')
+    parts += _place_labels([(sx(p.x), sy(p.y), ("pick: " if p.pick else "") + p.label, p.pick) for p in points],
+                           (left, top, left + plot_w, top + plot_h))
     for i, group in enumerate(groups):
         y = top + 12 + i * 16
         parts.append(f'<circle cx="{left + plot_w + 14}" cy="{y - 4}" r="5" fill="{colour[group]}"/>'
                      f'<text x="{left + plot_w + 24}" y="{y}">{escape(group)}</text>')
+    y = top + 12 + len(groups) * 16
     if frontier:
-        y = top + 12 + len(groups) * 16
         parts.append(f'<circle cx="{left + plot_w + 14}" cy="{y - 4}" r="5" fill="#fff" stroke="#000" '
                      f'stroke-width="2"/><text x="{left + plot_w + 24}" y="{y}">Pareto frontier</text>')
+        y += 16
+    if any(p.pick for p in points):
+        parts.append(f'<path d="{_star(left + plot_w + 14, y - 4, 7)}" fill="#fff" stroke="#000"/>'
+                     f'<text x="{left + plot_w + 24}" y="{y}">recommended</text>')
+        y += 16
+    if x_max is not None or y_min is not None:
+        parts.append(f'<rect x="{left + plot_w + 8}" y="{y - 10}" width="12" height="12" fill="{INFEASIBLE}" '
+                     f'fill-opacity="0.15" stroke="{INFEASIBLE}" stroke-dasharray="3 2"/>'
+                     f'<text x="{left + plot_w + 24}" y="{y}">outside the budget</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _star(cx: float, cy: float, r: float) -> str:
+    """SVG path of a five-pointed star (the recommended pick stands out from the circles)."""
+    corners = []
+    for i in range(10):
+        radius = r if i % 2 == 0 else r * 0.45
+        angle = math.pi / 2 + i * math.pi / 5
+        corners.append(f"{cx + radius * math.cos(angle):.1f},{cy - radius * math.sin(angle):.1f}")
+    return "M" + " L".join(corners) + " Z"
 
 
 def bars(items: list[tuple[str, float]], title: str, unit: str, width: int = 640) -> str:
