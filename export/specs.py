@@ -17,22 +17,36 @@ from edgeopt.core.errors import DataUnavailable, InvalidInput
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Pass when max|child - parent| <= atol + rtol * max|parent| and top-1 agrees on >= min_top1 of samples."""
+    """When a child's logits pass against its parent's, over `ExportSpec.parity_samples` real test samples.
+
+    Every logit: max|child - parent| <= atol + rtol * max|parent|. Top-1: a flip is a near-tie when the parent's
+    top-2 margin is below `near_tie` x its logit scale (the std of its logits over the samples): such a call is a
+    coin toss for any rounding, so it is counted and reported, never failed. Clear disagreements (flips with a
+    wider margin) may be at most `max_clear` of the samples that are not near-ties.
+    """
 
     atol: float
     rtol: float
-    min_top1: float
+    near_tie: float
+    max_clear: float
 
     def limit(self, reference: np.ndarray) -> float:
         return self.atol + self.rtol * float(np.abs(reference).max())
 
+    def allowed_clear(self, decided: int) -> int:
+        """Clear disagreements allowed among `decided` (not near-tie) samples."""
+        return int(self.max_clear * decided + 1e-9)
 
-# Tolerances on logits. fp32 differences are kernel reordering only; fp16 rounds weights/activations; int8 is
-# judged mostly by top-1 agreement (its accuracy drop is measured separately, on the test split): one outlier
-# logit of a dynamically quantized BERT at sequence 128 can move by ~1 while the class stays the same.
-FP32 = Tolerance(atol=1e-4, rtol=1e-4, min_top1=1.0)
-FP16 = Tolerance(atol=2e-2, rtol=1e-2, min_top1=0.85)
-INT8 = Tolerance(atol=1.0, rtol=0.25, min_top1=0.85)
+    def as_dict(self) -> dict[str, float]:
+        return {"atol": self.atol, "rtol": self.rtol, "near_tie": self.near_tie, "max_clear": self.max_clear}
+
+
+# Tolerances on logits. fp32 differences are kernel reordering only: no clear disagreement. fp16 rounds weights
+# and activations; int8 moves logits by up to ~1 (one outlier logit of a dynamically quantized BERT at sequence
+# 128) while the class stays the same; its accuracy drop is measured separately, on the whole test split.
+FP32 = Tolerance(atol=1e-4, rtol=1e-4, near_tie=1e-3, max_clear=0.0)
+FP16 = Tolerance(atol=2e-2, rtol=1e-2, near_tie=0.05, max_clear=0.01)
+INT8 = Tolerance(atol=1.0, rtol=0.25, near_tie=0.1, max_clear=0.03)
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,8 @@ class ExportSpec:
     onnx_exporter: str = "dynamo"   # the default torch.onnx exporter for the family (see LSTM below)
     tolerances: dict[Precision, Tolerance] = field(default_factory=lambda: {
         Precision.FP32: FP32, Precision.FP16: FP16, Precision.BF16: FP16, Precision.INT8: INT8})
-    parity_batch_sizes: tuple[int, ...] = (1, 7)
+    parity_batch_sizes: tuple[int, ...] = (1, 7)   # the dynamic batch axis, checked case by case
+    parity_samples: int = 128   # test samples over which top-1 agreement is counted (per sequence length)
     parity_seq_lengths: tuple[int | None, ...] = (None,)   # None: the family has no sequence axis
     example_batch: int = 2       # torch.export specialises dimensions of size 1, so trace with 2 ...
     example_seq_length: int | None = None  # ... and a sequence length that is neither 0 nor 1

@@ -1,5 +1,6 @@
 """TensorRT engine from ONNX with the TensorRT 10 Python API: FP32, FP16, or INT8 from a QDQ ONNX model.
 
+FP32 engines clear TensorRT's default TF32 flag, so they compute in fp32 and meet the fp32 parity tolerance.
 INT8 is explicit quantization only: the Q/DQ nodes of a quantized ONNX artifact carry the scales, so no
 calibrator runs here. Dynamic dimensions get one optimisation profile (min/opt/max per input); a timing
 cache file makes rebuilds fast. Importable without tensorrt; building raises BackendUnavailable.
@@ -46,7 +47,8 @@ class TensorRTExporter(Exporter):
             raise BackendUnavailable(probe.reason)
         int8 = config.int8 or precision == Precision.INT8 or artifact.precision == Precision.INT8
         step = {"step": "export", "format": "tensorrt", "workspace_mb": config.workspace_mb,
-                "fp16": precision == Precision.FP16, "int8": int8, "tensorrt": probe.version}
+                "fp16": precision == Precision.FP16, "int8": int8, "tf32": tf32_allowed(precision, int8),
+                "tensorrt": probe.version}
         if artifact.format == Format.TORCH:
             onnx_config = resolve(config.onnx, artifact)
             step.update(exporter=onnx_config.exporter, opset=onnx_config.opset)
@@ -65,6 +67,11 @@ class TensorRTExporter(Exporter):
             engine = build_engine(onnx_path, artifact, precision, int8, config)
         (Path(out_dir) / MODEL_FILE).write_bytes(engine)
         return child.save()
+
+
+def tf32_allowed(precision: Precision, int8: bool) -> bool:
+    """TF32 only where reduced precision is asked for anyway: an FP32 engine computes in real fp32."""
+    return precision != Precision.FP32 or int8
 
 
 def has_qdq(path: Path) -> bool:
@@ -103,6 +110,8 @@ def build_engine(onnx_path: Path, artifact: Artifact, precision: Precision, int8
         builder_config.set_flag(trt.BuilderFlag.FP16)
     if int8:
         builder_config.set_flag(trt.BuilderFlag.INT8)
+    if not tf32_allowed(precision, int8):
+        builder_config.clear_flag(trt.BuilderFlag.TF32)  # on by default; its 10-bit mantissa breaks fp32 parity
     profile = builder.create_optimization_profile()
     shapes = profile_shapes(artifact, config)
     for i in range(network.num_inputs):

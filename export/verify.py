@@ -1,8 +1,11 @@
 """Parity: run an exported artifact and its parent on the same real test inputs and compare the logits.
 
-Like Optimum's `validate_model_outputs`, but per batch size and (for text) per sequence length, with
-per-precision tolerances from the family's ExportSpec. OpenVINO runs with INFERENCE_PRECISION_HINT=f32 so
-that what is measured is the export, not the CPU's bf16 default.
+Like Optimum's `validate_model_outputs`, with two parts: the dynamic batch (and sequence) axes case by case
+(shape, NaN, largest logit error), and top-1 agreement over `ExportSpec.parity_samples` test samples per
+sequence length, where flips of near-tied parent logits are reported apart from clear disagreements (one
+sample whose two logits almost tie says nothing about a quantized model). Thresholds come from the family's
+ExportSpec per precision and are stated in the report. OpenVINO runs with INFERENCE_PRECISION_HINT=f32 so that
+what is measured is the export, not the CPU's bf16 default; TensorRT runs on the first CUDA GPU.
 """
 from __future__ import annotations
 
@@ -17,78 +20,117 @@ from edgeopt.runtimes import DEFAULT_RUNTIME, RuntimeConfig, load_runtime
 
 from .specs import Tolerance, dataset_of, spec_for
 
+CHUNK = 32  # agreement samples per batch
+PARITY_CONFIGS = {"openvino": {"precision_hint": "f32"}, "tensorrt": {"device": "cuda"}}
+
 
 def parity_config(artifact: Artifact, runtime: str | None) -> RuntimeConfig:
-    """fp32 compute on OpenVINO (its CPU default may be bf16); every other runtime's defaults."""
-    name = runtime or DEFAULT_RUNTIME[artifact.format]
-    return RuntimeConfig(precision_hint="f32") if name == "openvino" else RuntimeConfig()
+    """fp32 compute on OpenVINO (its CPU default may be bf16), TensorRT on a GPU; other runtimes' defaults."""
+    return RuntimeConfig(**PARITY_CONFIGS.get(runtime or DEFAULT_RUNTIME[artifact.format], {}))
 
 
 def verify_parity(child: Artifact, parent: Artifact, *, runtime: str | None = None,
                   reference_runtime: str | None = None, tolerance: Tolerance | None = None,
-                  batch_sizes: tuple[int, ...] | None = None, seq_lengths: tuple[int | None, ...] | None = None,
-                  raise_on_failure: bool = True, progress: ProgressFactory | None = None) -> dict[str, Any]:
+                  samples: int | None = None, raise_on_failure: bool = True,
+                  progress: ProgressFactory | None = None) -> dict[str, Any]:
     """Compare `child` (through `runtime`, default: its format's) with `parent` (torch for torch artifacts).
 
-    Returns the report stored in `child.metrics["parity"]`; raises ParityError naming the output and cases that
-    differ unless `raise_on_failure` is False.
+    Returns the report stored in `child.metrics["parity"]`; raises ParityError naming the artifact, the output
+    and what differs unless `raise_on_failure` is False.
     """
     spec = spec_for(child.family)
     tolerance = tolerance or spec.tolerance(child.precision)
-    batch_sizes = batch_sizes or spec.parity_batch_sizes
-    seq_lengths = seq_lengths or spec.parity_seq_lengths
     test = dataset_of(child).test
-    cases = []
-    advance = progress(f"parity {child.name} vs {parent.name}", len(batch_sizes) * len(seq_lengths)) \
-        if progress else None
+    samples = min(samples or spec.parity_samples, len(test))
+    cases, agreement = [], []
+    steps = len(spec.parity_seq_lengths) * (len(spec.parity_batch_sizes) + 1)
+    advance = progress(f"parity {child.name} vs {parent.name}", steps) if progress else lambda: None
     with load_runtime(child, runtime, parity_config(child, runtime)) as exported, \
             load_runtime(parent, reference_runtime, parity_config(parent, reference_runtime)) as reference:
-        for seq_length in seq_lengths:
-            for batch in batch_sizes:
-                inputs = spec.sample_inputs(child, test, batch, seq_length)
-                expected, actual = reference.run(inputs), exported.run(inputs)
-                cases.append(_compare(expected, actual, tolerance, batch, seq_length))
-                if advance:
-                    advance()
+        def run(batch: int, seq_length: int | None, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+            inputs = spec.sample_inputs(child, test, batch, seq_length, start)
+            return reference.run(inputs), exported.run(inputs)
+
+        for seq_length in spec.parity_seq_lengths:
+            for batch in spec.parity_batch_sizes:
+                expected, actual = run(batch, seq_length)
+                errors = _errors(expected, actual, tolerance)
+                top1 = _top1(expected, actual, tolerance)["top1_agreement"] if "shape" not in errors else 0.0
+                cases.append({"batch": batch, "sequence": seq_length, **errors, "top1_agreement": top1})
+                advance()
+            pairs = [run(min(CHUNK, samples - start), seq_length, start) for start in range(0, samples, CHUNK)]
+            agreement.append({"sequence": seq_length, **_agreement(pairs, tolerance)})
+            advance()
         names = exported.name, reference.name
+    judged = cases + agreement
     report = {
         "output": spec.output_name, "runtime": names[0], "reference_runtime": names[1],
         "reference": f"{parent.name} ({parent.format}, {parent.precision})", "precision": str(child.precision),
-        "tolerance": {"atol": tolerance.atol, "rtol": tolerance.rtol, "min_top1": tolerance.min_top1},
-        "max_abs": max(c["max_abs"] for c in cases), "max_rel": max(c["max_rel"] for c in cases),
-        "top1_agreement": min(c["top1_agreement"] for c in cases), "cases": cases,
-        "ok": all(c["ok"] for c in cases),
+        "thresholds": tolerance.as_dict(), "samples": samples,
+        "max_abs": max(c["max_abs"] for c in judged), "max_rel": max(c["max_rel"] for c in judged),
+        "top1_agreement": min(a["top1_agreement"] for a in agreement),
+        **{key: sum(a[key] for a in agreement) for key in ("near_ties", "near_tie_flips", "clear_disagreements")},
+        "cases": cases, "agreement": agreement, "ok": all(c["ok"] for c in judged),
     }
     if raise_on_failure and not report["ok"]:
         raise ParityError(failure_message(child, report))
     return report
 
 
-def _compare(expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance, batch: int,
-             seq_length: int | None) -> dict[str, Any]:
+def _errors(expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance) -> dict[str, Any]:
+    """Shape, NaN and the largest logit error against the tolerance's limit."""
     if actual.shape != expected.shape:
-        return {"batch": batch, "sequence": seq_length, "max_abs": float("inf"), "max_rel": float("inf"),
-                "top1_agreement": 0.0, "limit": 0.0, "nan": False, "ok": False,
+        return {"max_abs": float("inf"), "max_rel": float("inf"), "limit": 0.0, "nan": False, "ok": False,
                 "shape": f"{list(actual.shape)} != {list(expected.shape)}"}
-    nan = bool(np.isnan(actual).any())
-    difference = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
-    max_abs = float(difference.max()) if not nan else float("inf")
-    max_rel = max_abs / max(float(np.abs(expected).max()), 1e-12)
-    top1 = float((actual.argmax(1) == expected.argmax(1)).mean())
+    finite = bool(np.isfinite(actual).all())
+    max_abs = float(np.abs(actual.astype(np.float64) - expected).max()) if finite else float("inf")
     limit = tolerance.limit(expected)
-    return {"batch": batch, "sequence": seq_length, "max_abs": max_abs, "max_rel": max_rel, "top1_agreement": top1,
-            "limit": limit, "nan": nan, "ok": (not nan) and max_abs <= limit and top1 >= tolerance.min_top1}
+    return {"max_abs": max_abs, "max_rel": max_abs / max(float(np.abs(expected).max()), 1e-12), "limit": limit,
+            "nan": not finite, "ok": finite and max_abs <= limit}
+
+
+def _top1(expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance) -> dict[str, Any]:
+    """Top-1 agreement, with flips of near-tied parent logits counted apart from clear disagreements."""
+    top2 = np.sort(expected, axis=1)[:, -2:]
+    scale = float(expected.std())
+    near = (top2[:, 1] - top2[:, 0]) < tolerance.near_tie * scale
+    flips = actual.argmax(1) != expected.argmax(1)
+    clear = int((flips & ~near).sum())
+    allowed = tolerance.allowed_clear(int((~near).sum()))
+    return {"samples": len(expected), "top1_agreement": float(1 - flips.mean()), "logit_scale": scale,
+            "near_tie_margin": tolerance.near_tie * scale, "near_ties": int(near.sum()),
+            "near_tie_flips": int((flips & near).sum()), "clear_disagreements": clear, "allowed_clear": allowed,
+            "ok": clear <= allowed}
+
+
+def _agreement(pairs: list[tuple[np.ndarray, np.ndarray]], tolerance: Tolerance) -> dict[str, Any]:
+    """Errors and top-1 agreement over all samples of one sequence length (batches of CHUNK)."""
+    wrong = next(((e, a) for e, a in pairs if e.shape != a.shape), None)
+    if wrong is not None:
+        return {**_top1(wrong[0], wrong[0], tolerance), **_errors(*wrong, tolerance), "top1_agreement": 0.0}
+    expected, actual = np.concatenate([e for e, _ in pairs]), np.concatenate([a for _, a in pairs])
+    errors, top1 = _errors(expected, actual, tolerance), _top1(expected, actual, tolerance)
+    return {**errors, **top1, "ok": errors["ok"] and top1["ok"]}
 
 
 def failure_message(child: Artifact, report: dict[str, Any]) -> str:
+    """What differs, naming the artifact by name (its directory may still be a staging one)."""
     bad = []
-    for c in report["cases"]:
+    for c in report["cases"] + report["agreement"]:
         if c["ok"]:
             continue
-        where = f"batch {c['batch']}" + (f" x seq {c['sequence']}" if c["sequence"] else "")
-        why = c.get("shape") or ("NaN" if c["nan"] else
-                                 f"max abs err {c['max_abs']:.3g} (limit {c['limit']:.3g}), top-1 agreement "
-                                 f"{c['top1_agreement']:.0%}")
-        bad.append(f"{where}: {why}")
-    return (f"{child.path}: output {report['output']!r} through {report['runtime']} differs from "
-            f"{report['reference']} through {report['reference_runtime']}: {'; '.join(bad)}")
+        where = " x ".join(part for part in (f"batch {c['batch']}" if "batch" in c else f"{c['samples']} samples",
+                                             f"seq {c['sequence']}" if c["sequence"] else "") if part)
+        if c.get("shape") or c["nan"]:
+            bad.append(f"{where}: {c.get('shape') or 'NaN'}")
+            continue
+        if c["max_abs"] > c["limit"]:
+            bad.append(f"{where}: max abs err {c['max_abs']:.3g} (limit {c['limit']:.3g})")
+        if "clear_disagreements" in c and c["clear_disagreements"] > c["allowed_clear"]:
+            bad.append(f"{where}: top-1 differs clearly on {c['clear_disagreements']} (allowed "
+                       f"{c['allowed_clear']}, {report['thresholds']['max_clear']:.0%} of the "
+                       f"{c['samples'] - c['near_ties']} that are not near-ties), plus {c['near_tie_flips']} "
+                       f"near-tie flips (parent top-2 margin < {c['near_tie_margin']:.3g})")
+    return (f"{child.name} ({child.format}, {child.precision}): output {report['output']!r} through "
+            f"{report['runtime']} differs from {report['reference']} through {report['reference_runtime']}: "
+            f"{'; '.join(bad)}")

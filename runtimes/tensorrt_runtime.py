@@ -2,7 +2,8 @@
 
 Written against the TensorRT 10 Python API (named I/O tensors, `execute_async_v3`); device buffers are torch
 CUDA tensors, so no second CUDA binding is needed. Engines are tied to the GPU model and TensorRT version that
-built them.
+built them. Only CUDA devices are accepted: a `cpu` device is refused before anything is imported, so a CPU
+device profile can never be measured on a GPU under its name.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from functools import cache
 import numpy as np
 
 from edgeopt.core.artifacts import Format
-from edgeopt.core.errors import BackendUnavailable, CheckpointError
+from edgeopt.core.errors import BackendUnavailable, CheckpointError, InvalidInput
 
 from .base import Availability, Runtime, RuntimeConfig
 
@@ -27,22 +28,31 @@ def require_tensorrt():
     return tensorrt
 
 
+def cuda_device(device: str) -> str:
+    """`cuda` or `cuda:N` as `cuda:N`; any other device is refused, never quietly mapped onto a GPU."""
+    kind, _, index = device.lower().partition(":")
+    if kind != "cuda" or not (index or "0").isdigit():
+        raise InvalidInput(f"TensorRT runs on CUDA GPUs (device cuda or cuda:N), not {device!r}; measure this "
+                           "engine on a cuda:N device profile")
+    return f"cuda:{index or 0}"
+
+
 class TensorRTRuntime(Runtime):
     name = "tensorrt"
     formats = (Format.TENSORRT,)
 
     def __init__(self, artifact, config: RuntimeConfig | None = None):
         super().__init__(artifact, config)
+        device = cuda_device(self.config.device)  # before any import: a CPU profile must never run on a GPU
         probe = self.availability()
         if not probe.ok:
             raise BackendUnavailable(probe.reason)
+        if device not in probe.devices:
+            raise BackendUnavailable(f"TensorRT: no {device} here; this machine has {', '.join(probe.devices)}")
         import torch
 
         trt = require_tensorrt()
-        device = self.config.device.lower()
-        self.device = torch.device("cuda:0" if device in ("cpu", "cuda", "gpu") else device)
-        if self.device.type != "cuda":
-            raise BackendUnavailable(f"TensorRT runs on CUDA devices, not {self.config.device!r}")
+        self.device = torch.device(device)
         torch.cuda.set_device(self.device)
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.trt_runtime = trt.Runtime(self.logger)
