@@ -17,7 +17,7 @@ from typing import Callable
 from edgeopt.config import Config, load_config
 from edgeopt.gate import GateResult, gate
 from edgeopt.recommend import Budget, Recommendation, recommend
-from edgeopt.report import FORMATS, ReportData, build_report, write_reports
+from edgeopt.report import FORMATS, ReportData, build_report, save_run, write_reports
 from edgeopt.results import Row
 
 
@@ -96,6 +96,8 @@ class Pipeline:
                      budget: Budget | None = None) -> dict[str, Path]:
         data = self.report(budget, rows)
         data.notes = notes or []
+        if self.store_path.exists():  # `edgeopt report` re-renders this report from results.db
+            save_run(self.store_path, data)
         return write_reports(data, Path(out_dir) if out_dir else self.output, formats)
 
 

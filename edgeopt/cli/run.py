@@ -33,17 +33,24 @@ def _budget(**limits):
         raise InvalidInput(f"budget: {format_validation_error(error, Budget)}") from None
 
 
-def _load_rows(results: Path):
-    """Rows from a results database (newest per candidate and batch) or from a JSON report."""
+def _results_file(results: Path) -> Path:
+    """The results.db in a run's directory, or the file given; an error when there is none."""
     from edgeopt.core.errors import InvalidInput
-    from edgeopt.report import load_report
-    from edgeopt.results import rows_of
-    from edgeopt.store import ResultStore
 
     if results.is_dir():
         results = results / "results.db"
     if not results.exists():
         raise InvalidInput(f"{results}: no stored results; run `edgeopt run` first or pass --results")
+    return results
+
+
+def _load_rows(results: Path):
+    """Rows from a results database (newest per candidate and batch) or from a JSON report."""
+    from edgeopt.report import load_report
+    from edgeopt.results import rows_of
+    from edgeopt.store import ResultStore
+
+    results = _results_file(results)
     if results.suffix == ".json":
         return load_report(results).rows
     with ResultStore(results) as store:
@@ -187,18 +194,26 @@ def report_command(
     results: Path = typer.Option(DEFAULT_OUTPUT / "results.db", help=RESULTS_HELP),
     out: Path = typer.Option(DEFAULT_OUTPUT, "--out", help="Directory for report.html / report.md / report.json."),
     formats: str = typer.Option("html,md,json", "--format", help="Comma-separated: html, md, json."),
-    title: str = typer.Option("edgeopt report", help="Report title."),
+    title: Optional[str] = typer.Option(None, help="Report title (default: the run's)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
-    """Render reports from stored results: self-contained HTML, a Markdown summary, JSON with every figure."""
+    """Render reports from stored results: self-contained HTML, a Markdown summary, JSON with every figure.
+
+    From a results.db this is the run's own report again (its budget, recommendation, notes and config)."""
     from edgeopt.core.errors import InvalidInput
-    from edgeopt.report import FORMATS, build_report, write_reports
+    from edgeopt.report import FORMATS, load_report, report_from_store, write_reports
 
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
     unknown = [f for f in chosen if f not in FORMATS]
     if unknown or not chosen:
         raise InvalidInput(f"--format {formats!r}: expected a comma-separated list of {', '.join(FORMATS)}")
-    paths = write_reports(build_report(_load_rows(results), title=title), out, chosen)
+    results = _results_file(results)
+    if results.suffix == ".json":
+        data = load_report(results)
+        data.title = title or data.title
+    else:
+        data = report_from_store(results, title)
+    paths = write_reports(data, out, chosen)
     emit({k: str(v) for k, v in paths.items()}, as_json,
          lambda data: [console.print(f"report ({k}): {v}") for k, v in data.items()])
 
