@@ -2,10 +2,14 @@
 
 A crash, a hang or running out of memory becomes that candidate's error; the sweep goes on.
 
-Memory cap: RLIMIT_AS is useless here (torch and OpenVINO reserve many GB of virtual address space they
-never touch), so the parent polls the child's resident memory with psutil and kills it the moment it
-crosses the cap; the child also compares the kernel's exact high-water mark (ru_maxrss) with the cap when
-it finishes, so a spike shorter than the polling interval is still caught.
+Memory cap: RLIMIT_AS and RLIMIT_DATA count address space that runtimes reserve and never touch (false
+out-of-memory failures), so the parent polls the child's resident memory with psutil and kills it the moment
+it crosses the cap; the child also compares the kernel's exact high-water mark (VmHWM) with the cap when it
+finishes, so a spike shorter than the polling interval is still caught.
+
+Lifetime: the worker runs in its own session and process group. It gets SIGKILL when this process dies
+(parent-death signal, set in the worker), and this process kills its group on any way out of the wait
+(timeout, memory cap, Ctrl-C, an exception), so no orphan keeps running beside the next measurement.
 """
 from __future__ import annotations
 
@@ -56,7 +60,7 @@ def run_isolated(request: WorkerRequest, timeout_s: float, workdir: Path | None 
     """Start the worker, watch time and memory, and return its JSON result or the reason it failed."""
     with tempfile.TemporaryDirectory(prefix="edgeopt-worker-", dir=workdir) as tmp:
         tmp = Path(tmp)
-        request = request.model_copy(update={"result": str(tmp / "result.json")})
+        request = request.model_copy(update={"result": str(tmp / "result.json"), "parent_pid": os.getpid()})
         (tmp / "request.json").write_text(request.model_dump_json())
         env = dict(os.environ)
         if request.threads:
@@ -66,21 +70,10 @@ def run_isolated(request: WorkerRequest, timeout_s: float, workdir: Path | None 
         with open(log, "wb") as log_handle:
             proc = subprocess.Popen([sys.executable, "-m", "edgeopt.benchmarks.worker", str(tmp / "request.json")],
                                     stdout=log_handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        watcher = psutil.Process(proc.pid)
-        cap = request.memory_mb * 2**20 if request.memory_mb else None
-        peak, killed_for = 0, None
-        while proc.poll() is None:
-            rss = _rss(watcher)
-            peak = max(peak, rss)
-            if cap and rss > cap:
-                killed_for = (f"out of memory: resident memory reached {rss / 2**20:.0f} MB, over the profile's "
-                              f"{request.memory_mb} MB cap (killed)")
-            elif time.perf_counter() - started > timeout_s:
-                killed_for = f"timed out after {timeout_s:.0f} s (killed)"
-            if killed_for:
-                _kill(proc)
-                break
-            time.sleep(POLL_SECONDS)
+        try:
+            peak, killed_for = _watch(proc, request.memory_mb, started, timeout_s)
+        finally:
+            _kill(proc)  # whatever happened, no worker outlives this call
         seconds = time.perf_counter() - started
         peak_mb = peak / 2**20
         if killed_for:
@@ -103,9 +96,28 @@ def run_isolated(request: WorkerRequest, timeout_s: float, workdir: Path | None 
         return WorkerOutcome(result, None, peak_mb, seconds)
 
 
+def _watch(proc: subprocess.Popen, memory_mb: int | None, started: float, timeout_s: float) -> tuple[int, str | None]:
+    """Poll until the worker exits or must be killed; returns (peak RSS bytes seen, why it must be killed)."""
+    watcher = psutil.Process(proc.pid)
+    cap = memory_mb * 2**20 if memory_mb else None
+    peak = 0
+    while proc.poll() is None:
+        rss = _rss(watcher)
+        peak = max(peak, rss)
+        if cap and rss > cap:
+            return peak, (f"out of memory: resident memory reached {rss / 2**20:.0f} MB, over the profile's "
+                          f"{memory_mb} MB cap (killed)")
+        if time.perf_counter() - started > timeout_s:
+            return peak, f"timed out after {timeout_s:.0f} s (killed)"
+        time.sleep(POLL_SECONDS)
+    return peak, None
+
+
 def _kill(proc: subprocess.Popen) -> None:
+    """SIGKILL the worker's process group (anything it started too) and reap it; a no-op once it is gone."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        proc.kill()
+        if proc.poll() is None:
+            proc.kill()
     proc.wait()

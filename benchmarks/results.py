@@ -31,7 +31,8 @@ class ArtifactInfo(BaseModel):
 
 
 class LatencyStats(BaseModel):
-    """Latency of one batch in milliseconds: order statistics, spread, and a 95% CI of the median."""
+    """Latency of one batch in milliseconds: order statistics over every timed run, spread, and the interval
+    a re-measurement of the median is expected in (from independent rounds)."""
 
     model_config = ConfigDict(extra="forbid")
     mean: float
@@ -43,11 +44,17 @@ class LatencyStats(BaseModel):
     max: float
     std: float
     cv: float = Field(description="coefficient of variation, std / mean")
-    median_ci_low: float
+    median_ci_low: float = Field(description="95% interval of the median that a re-measurement falls in: a "
+                                             "prediction interval from the medians of `rounds` independent "
+                                             "rounds (fresh processes), at least the pooled runs' own CI of "
+                                             "the median; with one round, only that CI")
     median_ci_high: float
+    rounds: int = Field(1, description="independent rounds (fresh worker processes) the interval is taken over")
+    round_medians: list[float] = Field(default_factory=list)
     count: int
     total_seconds: float = Field(description="wall time of the measured runs")
-    noisy: bool = Field(description="cv above the configured threshold: treat the numbers with care")
+    noisy: bool = Field(description="the interval of the median is wider than the configured share of it "
+                                    "(see benchmarks.latency.NOISY_EXPLANATION)")
     unit: Literal["ms"] = "ms"
 
 
@@ -67,9 +74,14 @@ class Measurement(BaseModel):
     batch_size: int
     latency: LatencyStats | None = None
     throughput: float | None = Field(None, description="samples per second at this batch size (batch / mean)")
-    peak_rss_mb: float | None = Field(None, description="peak resident memory of the measuring process "
-                                                        "(interpreter + runtime + model + inference)")
-    gpu_peak_mb: float | None = None
+    peak_rss_mb: float | None = Field(None, description="peak resident memory of the measuring process at this "
+                                                        "batch size (interpreter + runtime + model + inference at "
+                                                        "this and smaller batch sizes; the accuracy pass apart)")
+    gpu_peak_mb: float | None = Field(None, description="peak GPU memory at this batch size, where the runtime "
+                                                        "reports it (torch on CUDA); absent otherwise, with a "
+                                                        "warning saying why")
+    executed_precision: str | None = Field(None, description="the precision the runtime actually computed in "
+                                                             "(read back from it; the artifact's label may differ)")
     size_mb: float | None = None
     params: int | None = None
     macs: int | None = Field(None, description="multiply-accumulates per sample (batch 1)")

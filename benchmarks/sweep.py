@@ -20,9 +20,9 @@ from edgeopt.core.errors import EdgeoptError, InvalidInput
 from edgeopt.core.hashing import sha256_json, sha256_tree
 
 from .isolation import WorkerOutcome, run_isolated
-from .latency import LatencyConfig, throughput
+from .latency import LatencyConfig, summarize, throughput
 from .profiles import DeviceProfile, get_profile
-from .results import ArtifactInfo, LatencyStats, Measurement
+from .results import ArtifactInfo, Measurement
 from .worker import ACCURACY_KEY, LATENCY_KEY, WorkerRequest
 
 ACCURACY_BATCH = 64
@@ -95,7 +95,7 @@ def prepare_inputs(artifact: Artifact, config: BenchConfig, out: Path) -> Path:
         batch = preprocess(raw)
         if artifact.family != Family.CNN and max_len:
             batch = pad_to(batch, int(max_len))
-        arrays.update({f"{LATENCY_KEY}/{batch_size}/0/{k}": v for k, v in batch.items()})
+        arrays.update({f"{LATENCY_KEY}/{batch_size}/{k}": v for k, v in batch.items()})
     subset = test.subset(config.accuracy_samples, config.seed)
     for i, start in enumerate(range(0, len(subset), ACCURACY_BATCH)):
         chunk = subset.inputs[start:start + ACCURACY_BATCH]
@@ -240,23 +240,30 @@ def bench(artifacts: Iterable[Artifact | str | Path], runtimes: list[str] | None
 
 def measure_candidate(candidate: Candidate, config: BenchConfig, inputs_for, lineage: Lineage,
                       predictions: dict, host: dict, timeout_s: float) -> list[Measurement]:
+    """Measure one candidate in `config.latency.rounds` fresh worker processes (the first also runs the
+    accuracy subset) and turn them into one Measurement per batch size."""
     artifact, profile = candidate.artifact, candidate.profile
     cores, warnings = profile.pinned_cores()
+    outcomes: list[WorkerOutcome] = []
     try:
         _, input_file = inputs_for(artifact)
         key = eval_key(artifact, config)
     except EdgeoptError as error:  # no real inputs for this artifact: its failure, not the sweep's
-        key, outcome = "", WorkerOutcome(None, f"inputs: {error}", 0.0, 0.0)
+        key, outcomes = "", [WorkerOutcome(None, f"inputs: {error}", 0.0, 0.0)]
     else:
-        request = WorkerRequest(artifact=str(artifact.path), runtime=candidate.runtime, device=profile.device,
-                                threads=profile.threads, cores=cores, memory_mb=profile.memory_mb,
-                                inputs=str(input_file), batch_sizes=config.batch_sizes, latency=config.latency,
-                                result="")
-        outcome = run_isolated(request, timeout_s)
-    result = outcome.result or {}
+        for index in range(config.latency.rounds):
+            request = WorkerRequest(artifact=str(artifact.path), runtime=candidate.runtime, device=profile.device,
+                                    threads=profile.threads, cores=cores, memory_mb=profile.memory_mb,
+                                    inputs=str(input_file), batch_sizes=config.batch_sizes, accuracy=index == 0,
+                                    latency=config.latency, trust_code=artifact.trust_code, result="")
+            outcomes.append(run_isolated(request, timeout_s - sum(o.seconds for o in outcomes)))
+            if outcomes[-1].error:
+                break
+    error = next((o.error for o in outcomes if o.error), None)
+    result = outcomes[0].result or {}
     params, macs = lineage.model_stats(artifact)
     fidelity, reference = None, None
-    if outcome.error is None:
+    if error is None:
         from edgeopt.runtimes import DEFAULT_RUNTIME
 
         mine = np.asarray(result["predictions"])
@@ -272,27 +279,43 @@ def measure_candidate(candidate: Candidate, config: BenchConfig, inputs_for, lin
                 warnings.append(expected)
             else:
                 fidelity = float((expected == mine).mean())
+        if result.get("executed_precision") not in (None, str(artifact.precision)):
+            warnings.append(f"{candidate.runtime} computed in {result['executed_precision']} (the artifact is "
+                            f"{artifact.precision})")
+        if profile.is_cuda and candidate.runtime != "torch":
+            warnings.append(f"GPU memory not measured: {candidate.runtime} does not report it (torch only)")
+        if not result.get("peak_per_batch"):
+            warnings.append("peak memory per batch size not separable on this OS: each row has the peak of the "
+                            "process up to that batch size")
     record = {**host, "threads": profile.threads, "cores": cores, "profile": profile.model_dump(),
               "runtime_version": result.get("runtime_version"), "load_seconds": result.get("load_seconds"),
-              "baseline_rss_mb": result.get("baseline_rss_mb"), "observed_peak_rss_mb": outcome.observed_peak_mb,
-              "worker_seconds": outcome.seconds, "latency_config": config.latency.model_dump(),
+              "baseline_rss_mb": result.get("baseline_rss_mb"), "load_peak_rss_mb": result.get("load_peak_rss_mb"),
+              "accuracy_peak_rss_mb": result.get("accuracy_peak_rss_mb"),
+              "observed_peak_rss_mb": max((o.observed_peak_mb for o in outcomes), default=0.0),
+              "worker_seconds": sum(o.seconds for o in outcomes), "latency_config": config.latency.model_dump(),
               "accuracy_subset": {"split": "test", "samples": result.get("accuracy_samples"), "seed": config.seed},
               "inputs": "real test-split samples; text padded to the encoder's max_len for timing"}
     rows = []
     for batch_size in config.batch_sizes:
-        raw = (result.get("latency") or {}).get(str(batch_size))
-        stats = LatencyStats.model_validate(raw) if raw and outcome.error is None else None
-        notes = list(warnings) + ([f"noisy timing: cv {stats.cv:.0%} above {config.latency.noisy_cv:.0%}; "
-                                   "re-run on a quieter machine"] if stats and stats.noisy else [])
+        per_round = [o.result["latency"][str(batch_size)] for o in outcomes if error is None]
+        stats = (summarize(*(r["samples"] for r in per_round), noisy_spread=config.latency.noisy_spread)
+                 if per_round else None)
+        notes = list(warnings) + ([f"noisy timing: the median's interval reaches "
+                                   f"±{(stats.median_ci_high - stats.median) / stats.median:.0%} of it "
+                                   f"(above {config.latency.noisy_spread:.0%})"] if stats and stats.noisy else [])
+        gpu = [r["gpu_peak_mb"] for r in per_round if r.get("gpu_peak_mb") is not None]
+        peak = (max(r["peak_rss_mb"] for r in per_round) if per_round  # a failure: whatever peak was seen
+                else result.get("peak_rss_mb") or max((o.observed_peak_mb for o in outcomes), default=0.0) or None)
         rows.append(Measurement(
             candidate_id=candidate.id, artifact=ArtifactInfo.of(artifact), runtime=candidate.runtime,
             device=profile.name, emulated=profile.emulated, batch_size=batch_size, latency=stats,
             throughput=throughput(batch_size, stats) if stats else None,
-            peak_rss_mb=result.get("peak_rss_mb") or (outcome.observed_peak_mb or None),
-            gpu_peak_mb=result.get("gpu_peak_mb"), size_mb=artifact.size_bytes / 1e6, params=params, macs=macs,
-            accuracy=result.get("accuracy") if outcome.error is None else None,
+            peak_rss_mb=peak,
+            gpu_peak_mb=max(gpu) if gpu else None, executed_precision=result.get("executed_precision"),
+            size_mb=artifact.size_bytes / 1e6, params=params, macs=macs,
+            accuracy=result.get("accuracy") if error is None else None,
             accuracy_samples=result.get("accuracy_samples"), fidelity=fidelity, fidelity_reference=reference,
-            status="failed" if outcome.error else "ok", error=outcome.error, warnings=notes, provenance=record))
+            status="failed" if error else "ok", error=error, warnings=notes, provenance=record))
     return rows
 
 
@@ -306,8 +329,8 @@ def reference_predictions(reference: Artifact, key: str, config: BenchConfig, in
         if eval_key(reference, config) != key:
             return f"fidelity not measured: {reference.name} uses different preprocessing than its descendant"
         _, path = inputs_for(reference)
-        request = WorkerRequest(job="predict", artifact=str(reference.path),
-                                runtime=DEFAULT_RUNTIME[reference.format], inputs=str(path), result="")
+        request = WorkerRequest(artifact=str(reference.path), runtime=DEFAULT_RUNTIME[reference.format],
+                                inputs=str(path), trust_code=reference.trust_code, result="")
         outcome = run_isolated(request, timeout_s)
         if outcome.error:
             return f"fidelity not measured: the FP32 reference {reference.name} failed: {outcome.error}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,12 +29,15 @@ class RuntimeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     device: str = Field("cpu", description="cpu, cuda, cuda:N, or an OpenVINO device name (CPU, GPU, NPU)")
     threads: int | None = Field(None, ge=1, description="intra-op threads; None = the runtime's default")
-    precision_hint: str | None = Field(None, description="OpenVINO INFERENCE_PRECISION_HINT (f32 for parity); "
-                                                          "None = the hardware default, for speed")
+    precision_hint: str | None = Field(None, description="OpenVINO INFERENCE_PRECISION_HINT (f32, bf16, f16); "
+                                                          "None = the artifact's own precision")
 
 
 class Runtime(ABC):
-    """Load once, then run batches of named numpy inputs; returns the logits as a numpy array."""
+    """Load once, then run batches of named numpy inputs; returns the logits as a numpy array.
+
+    A backend implements `bind` (inputs prepared once, a bare inference call returned) or, at least, `run`.
+    """
 
     name: ClassVar[str]
     formats: ClassVar[tuple[Format, ...]]
@@ -56,9 +59,22 @@ class Runtime(ABC):
     def inputs(self) -> list[TensorSpec]:
         return self.artifact.inputs
 
-    @abstractmethod
+    @property
+    def executed_precision(self) -> str:
+        """The precision the math actually runs in (a runtime may differ from the artifact's label)."""
+        return str(self.artifact.precision)
+
+    def bind(self, inputs: dict[str, np.ndarray]) -> Callable[[], np.ndarray]:
+        """Check and prepare `inputs` once; the returned call only runs inference (what the harness times).
+
+        Its result may be a view of the runtime's own buffers, valid until the next call; `run` copies.
+        """
+        self.check_inputs(inputs)
+        return lambda: self.run(inputs)
+
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """One batch of named inputs -> logits (batch x classes)."""
+        """One batch of named inputs -> logits (batch x classes), float32, owned by the caller."""
+        return np.array(self.bind(inputs)(), dtype=np.float32)
 
     def close(self) -> None:
         """Release the model and any device memory."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Callable
 
 import numpy as np
 
@@ -43,14 +44,19 @@ class TorchRuntime(Runtime):
         devices = ("cpu",) + tuple(f"cuda:{i}" for i in range(torch.cuda.device_count()))
         return Availability(True, devices=devices, version=torch.__version__)
 
-    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    def bind(self, inputs: dict[str, np.ndarray]) -> Callable[[], np.ndarray]:
+        """Inputs are moved to the device and cast once; the call runs the model and returns host logits."""
         import torch
 
         self.check_inputs(inputs)
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in inputs.items()}
         tensors = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-        with torch.inference_mode():
-            return self.model(**tensors).float().cpu().numpy()
+
+        def call() -> np.ndarray:
+            with torch.inference_mode():
+                return self.model(**tensors).float().cpu().numpy()
+
+        return call
 
     def close(self) -> None:
         self.model = None
