@@ -91,6 +91,12 @@ class ReportData(BaseModel):
                        misses=[m for m in rec.near_misses if m.row.family == family]) for family in families]
 
 
+def limit_name(constraint: str, budget: Budget) -> tuple[str, str]:
+    """What a budget limit is called in a report, and its comparison sign: ("p95 latency", "≤")."""
+    return {"max_latency_ms": (f"{budget.percentile} latency", "≤"), "max_memory_mb": ("peak memory", "≤"),
+            "max_size_mb": ("file size", "≤"), "min_accuracy": ("accuracy", "≥")}[constraint]
+
+
 class Answer(BaseModel):
     family: str
     pick: Pick | None

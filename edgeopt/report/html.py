@@ -8,17 +8,14 @@ from __future__ import annotations
 import json
 from html import escape
 
+from edgeopt.benchmarks.latency import NOISY_EXPLANATION
 from edgeopt.recommend import Budget, Pick, pareto
 from edgeopt.results import Row
 
-from .data import ACCURACY_LOSS_PT, Answer, Gain, ReportData
+from .data import ACCURACY_LOSS_PT, Answer, Gain, ReportData, limit_name
 from .svg import Point, bars, colours_for, scatter
 
 FIDELITY = "agreement with the FP32 model of the same architecture"
-NOISY = ("latency varied more between rounds than the harness accepts (its coefficient of variation is high): "
-         "re-measure on a quieter machine before trusting a small difference")
-LIMIT_NAMES = {"max_latency_ms": ("{percentile} latency", "≤"), "max_memory_mb": ("peak memory", "≤"),
-               "max_size_mb": ("file size", "≤"), "min_accuracy": ("accuracy (95% CI)", "≥")}
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;color:#222;max-width:1352px;
 padding:0 16px} h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
@@ -244,8 +241,7 @@ def _check_rows(pick: Pick, budget: Budget) -> str:
     """Each budget limit against the pick: measured, limit, met."""
     cells = []
     for margin in pick.margins:
-        name, sign = LIMIT_NAMES[margin.constraint]
-        name = name.format(percentile=budget.percentile)
+        name, sign = limit_name(margin.constraint, budget)
         if margin.constraint == "min_accuracy":
             value, limit = _accuracy(pick.row), f"{margin.limit:.1%}"
         else:
@@ -277,7 +273,7 @@ def _answer_card(answer: Answer, budget: Budget) -> str:
                 + (f"<p>Nearest misses, and the limit that would admit each:</p><ul>{misses}</ul>" if misses else "")
                 + "</div>")
     row = answer.pick.row
-    path = getattr(answer.pick, "artifact_path", None)
+    path = row.artifact_path
     where = (f"<p><b>Artifact</b>: <code>{escape(str(path))}</code><br>Deploy: copy that folder (model file + "
              f"manifest with inputs and preprocessing); try it with <code>edgeopt predict {escape(str(path))} "
              f"--sample 0</code>; it runs on <b>{escape(row.runtime)}</b>.</p>" if path else
@@ -309,7 +305,7 @@ def _legend() -> str:
             f'<dt class="good">+0.40 pt</dt><dd>accuracy change: green when nothing was lost,</dd>'
             f'<dt class="bad">−1.50 pt</dt><dd>red when more than {ACCURACY_LOSS_PT:g} pt was lost '
             "(95% CI: Wilson interval of the accuracy on its test samples);</dd>"
-            f'<dt>noisy</dt><dd>{escape(NOISY)} (amber latency);</dd>'
+            f'<dt>noisy</dt><dd>(amber latency) {escape(NOISY_EXPLANATION.removeprefix("noisy: "))};</dd>'
             f"<dt>fidelity</dt><dd>{escape(FIDELITY)};</dd>"
             '<dt>★</dt><dd>recommended pick; ringed: Pareto frontier per model; red shading: outside the budget.</dd>'
             "</dl>")
