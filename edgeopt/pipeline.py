@@ -155,6 +155,9 @@ def _profile_runs(profile, runtime: str) -> str | None:
     """Why `runtime` cannot run on this profile's device here, or None when it can."""
     from edgeopt.runtimes import get_runtime_class
 
+    if runtime == "tensorrt" and not profile.is_cuda:
+        return "TensorRT runs on CUDA GPUs only; it is planned on cuda:N device profiles"
+
     probe = get_runtime_class(runtime).availability()
     if not probe.ok:
         return probe.reason
@@ -503,7 +506,8 @@ def run_sweep(config: Config, jobs: int = 1, progress: Callable | None = None,
         needed = Plan(pending).nodes
         advance = progress("build + verify", len(needed)) if progress and needed else None
         built, errors = build_all(needed, output / CACHE_DIR, jobs=jobs, progress=progress if jobs <= 1 else None,
-                                  on_built=(lambda node: advance()) if advance else None)
+                                  on_built=(lambda node: advance(" -> ".join(n.describe() for n in node.chain())))
+                                  if advance else None)
         result.built = len(built)
         advance = progress("measure", len(pending)) if progress and pending else None
         host = provenance()
@@ -536,7 +540,7 @@ def run_sweep(config: Config, jobs: int = 1, progress: Callable | None = None,
                 store.add_many(rows)  # one transaction per candidate: a kill never leaves half a candidate
                 result.measured += 1
                 if advance:
-                    advance()
+                    advance(f"{candidate.model}/{candidate.recipe} {candidate.runtime} on {candidate.device}")
         result.rows = plan_rows(store, plan)
     result.failed = sum(1 for r in result.rows if not r.ok)
     result.seconds = time.perf_counter() - started

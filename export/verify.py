@@ -134,3 +134,13 @@ def failure_message(child: Artifact, report: dict[str, Any]) -> str:
     return (f"{child.name} ({child.format}, {child.precision}): output {report['output']!r} through "
             f"{report['runtime']} differs from {report['reference']} through {report['reference_runtime']}: "
             f"{'; '.join(bad)}")
+
+
+def summary(report: dict[str, Any]) -> str:
+    """One line for people: agreement, near-ties, clear disagreements and the thresholds they were judged by."""
+    limits = report["thresholds"]
+    return (f"top-1 over {report['samples']} test samples{' per sequence length' if len(report['agreement']) > 1 else ''}: "
+            f"{report['top1_agreement']:.1%} agree; {report['near_ties']} near-ties (parent top-2 margin < "
+            f"{limits['near_tie']:g} x logit std), {report['near_tie_flips']} of them flipped; "
+            f"{report['clear_disagreements']} clear disagreements (allowed: {limits['max_clear']:.0%} of the rest); "
+            f"max abs err {report['max_abs']:.3g} (limit {limits['atol']:g} + {limits['rtol']:g} x max|logit|)")

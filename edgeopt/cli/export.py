@@ -66,6 +66,9 @@ def render_export(data: dict[str, Any]) -> None:
         table.add_row(str(case["batch"]), str(case["sequence"] or "-"), f"{case['max_abs']:.2e}",
                       f"{case['max_rel']:.2e}", f"{case['top1_agreement']:.0%}", "yes" if case["ok"] else "NO")
     console.print(table)
+    from edgeopt.export.verify import summary
+
+    console.print(summary(parity))
 
 
 def predict(

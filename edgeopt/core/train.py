@@ -169,7 +169,7 @@ def fit(model: nn.Module, preprocessor: Preprocessor, train: Split, val: Split, 
     started = time.perf_counter()
     for epoch in range(config.epochs):
         model.train()
-        advance = progress(f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch) if progress else None
+        advance = progress(f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch + 1) if progress else None
         running, seen = 0.0, 0
         for inputs, labels in iterate_batches(preprocessor, train, config.batch_size, shuffle=True,
                                               seed=config.seed + epoch, augment=config.augment):
@@ -189,6 +189,8 @@ def fit(model: nn.Module, preprocessor: Preprocessor, train: Split, val: Split, 
                 advance()
         accuracy = evaluate(model, preprocessor, val, config.eval_batch_size)
         best.history.append({"epoch": epoch + 1, "train_loss": running / max(1, seen), "val_accuracy": accuracy})
+        if advance:  # the last step of an epoch is its validation
+            advance(f"train loss {running / max(1, seen):.4f}, val accuracy {accuracy:.2%}")
         if accuracy > best.best_val_accuracy:
             best.best_val_accuracy, best.best_epoch = accuracy, epoch + 1
             best_state = copy.deepcopy(model.state_dict())
