@@ -51,6 +51,11 @@ class Node:
             node = node.parent
         return nodes[::-1]
 
+    @property
+    def trust_code(self) -> bool:
+        """The user's own config names this chain's module factory, so loading its artifacts may run it."""
+        return bool(self.chain()[0].params.get("module"))
+
     def describe(self) -> str:
         from edgeopt.results import describe_step
 
@@ -232,12 +237,12 @@ def build_node(node: Node, parent: Artifact | None, cache: Path, progress=None) 
         return load_zoo_model(node.params["zoo"], train_if_missing=True, progress=progress)
     final = cache / node.dirname
     if (final / "artifact.json").exists():
-        return Artifact.load(final)
+        return Artifact.load(final, trust_code=node.trust_code)
     (cache / ".locks").mkdir(parents=True, exist_ok=True)
     with open(cache / ".locks" / node.dirname, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another --jobs worker or another run may build the same node
         if (final / "artifact.json").exists():
-            return Artifact.load(final)
+            return Artifact.load(final, trust_code=node.trust_code)
         staging = cache / f"{node.dirname}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         built = BUILDERS[node.kind](node, parent, staging, progress)
@@ -245,7 +250,7 @@ def build_node(node: Node, parent: Artifact | None, cache: Path, progress=None) 
         if built_dir.resolve() != staging.resolve():
             raise EdgeoptError(f"{node.kind} step wrote {built_dir}, not its staging directory {staging}")
         staging.rename(final)
-    return Artifact.load(final)
+    return Artifact.load(final, trust_code=node.trust_code)
 
 
 def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> Artifact:
@@ -285,19 +290,17 @@ def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> A
 
 
 def _module_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
-    import torch
-
-    from edgeopt.core.models import build_module
+    from edgeopt.core.models import build_module, load_state_dict
     from edgeopt.core.models.zoo import save_torch_artifact
 
     arch = {"builder": "factory", "factory": p["module"], "kwargs": p.get("kwargs") or {},
             "path": p.get("python_path")}
-    module = build_module(arch)
+    module = build_module(arch, trust_code=True)  # the factory the user's own config names
     if p.get("weights"):
+        state = load_state_dict(Path(p["weights"]))
         try:
-            state = torch.load(p["weights"], map_location="cpu", weights_only=True)
             module.load_state_dict(state)
-        except Exception as error:  # torch raises several types for foreign / mismatched files
+        except RuntimeError as error:
             raise InvalidInput(f"{p['weights']}: cannot load it into {p['module']}: "
                                f"{str(error).splitlines()[0]}") from None
     return save_torch_artifact(module, arch, preprocessor, out, name=p["model"], family=Family.CNN, data=data)
@@ -353,7 +356,7 @@ BUILDERS: dict[str, Callable[[Node, Artifact | None, Path, Any], Artifact]] = {
 
 def _build_in_worker(node: Node, parent_dir: str | None, cache: str) -> str:
     """--jobs: build one node in a worker process; returns the artifact directory."""
-    parent = Artifact.load(parent_dir) if parent_dir else None
+    parent = Artifact.load(parent_dir, trust_code=node.trust_code) if parent_dir else None
     return str(build_node(node, parent, Path(cache)).path)
 
 
@@ -401,7 +404,7 @@ def build_all(nodes: list[Node], cache: Path, jobs: int = 1, progress=None,
             for future in done:
                 node = running.pop(future)
                 try:
-                    built[node.key] = Artifact.load(future.result())
+                    built[node.key] = Artifact.load(future.result(), trust_code=node.trust_code)
                 except Exception as error:  # noqa: BLE001
                     errors[node.key] = _error_text(error)
                 if on_built:

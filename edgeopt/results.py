@@ -62,6 +62,7 @@ class Row(BaseModel):
     error: str | None = None
     steps: list[str] = Field(default_factory=list, description="the recipe, one short string per step")
     sha256: str = ""
+    artifact_path: str | None = Field(None, description="where the measured artifact is (what to deploy)")
     parent: str | None = None
     provenance: dict[str, Any] = Field(default_factory=dict)
     created: str = ""
@@ -105,7 +106,8 @@ class Row(BaseModel):
                    params=m.params, macs=m.macs, accuracy=m.accuracy, accuracy_samples=m.accuracy_samples,
                    fidelity=m.fidelity, status=m.status, error=m.error,
                    steps=[describe_step(s) for s in m.artifact.recipe if s.get("step") != "train"],
-                   sha256=m.artifact.sha256, parent=m.artifact.parent, provenance=m.provenance, created=m.created)
+                   sha256=m.artifact.sha256, artifact_path=m.artifact.path, parent=m.artifact.parent,
+                   provenance=m.provenance, created=m.created)
 
 
 def _names(m: Measurement) -> tuple[str, str]:

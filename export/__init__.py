@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from edgeopt.core.artifacts import MANIFEST, Artifact, Precision
+from edgeopt.core.artifacts import Artifact, Precision, output_directory
 from edgeopt.core.errors import InvalidInput, ParityError
 from edgeopt.core.progress import ProgressFactory
 
@@ -30,11 +30,12 @@ EXPORTERS: dict[str, Exporter] = {
 
 def export_artifact(artifact: Artifact | str | Path, fmt: str, out_dir: str | Path, precision: str = "fp32",
                     options: BaseModel | dict[str, Any] | None = None, verify: bool = True,
-                    progress: ProgressFactory | None = None) -> Artifact:
+                    progress: ProgressFactory | None = None, force: bool = False) -> Artifact:
     """Export `artifact` to format `fmt` in `out_dir`; with verify, check parity against it (ParityError if off).
 
     The parity report is stored in `child.metrics["parity"]`. An artifact that fails the check is kept for
-    inspection in `<out_dir>.parity-failed`, never in `out_dir`.
+    inspection in `<out_dir>.parity-failed`, never in `out_dir`. An existing artifact in `out_dir` is replaced
+    only with `force`; a failed export leaves `out_dir` as it was.
     """
     if not isinstance(artifact, Artifact):
         artifact = Artifact.load(artifact)
@@ -62,29 +63,22 @@ def export_artifact(artifact: Artifact | str | Path, fmt: str, out_dir: str | Pa
         raise InvalidInput(f"{fmt} export takes {exporter.config_class.__name__} options, "
                            f"not {type(options).__name__}")
     out_dir = Path(out_dir).expanduser().resolve()
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists():
-        raise InvalidInput(f"{out_dir}: exists and is not an edgeopt artifact; choose a new or empty directory")
-    staging = out_dir.with_name(out_dir.name + ".partial")  # a half-written export never looks finished
-    shutil.rmtree(staging, ignore_errors=True)
     advance = progress(f"export {artifact.name} -> {fmt} {precision}", 1) if progress else None
-    try:
+    with output_directory(out_dir, artifact, force) as staging:
         child = exporter.export(artifact, staging, precision, options)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if advance:
-        advance()
-    child.outputs = child.outputs or [spec_for(artifact.family).output_spec(artifact)]
-    report = verify_parity(child, artifact, raise_on_failure=False, progress=progress) if verify else None
-    if report is not None:
-        child.metrics["parity"] = report
-    child.save()
-    destination = out_dir if report is None or report["ok"] else out_dir.with_name(out_dir.name + ".parity-failed")
-    shutil.rmtree(destination, ignore_errors=True)
-    staging.rename(destination)
-    child.path = destination
-    if report is not None and not report["ok"]:
-        raise ParityError(failure_message(child, report))
+        if advance:
+            advance()
+        child.outputs = child.outputs or [spec_for(artifact.family).output_spec(artifact)]
+        report = verify_parity(child, artifact, raise_on_failure=False, progress=progress) if verify else None
+        if report is not None:
+            child.metrics["parity"] = report
+        child.save()
+        if report is not None and not report["ok"]:
+            failed = out_dir.with_name(out_dir.name + ".parity-failed")
+            with output_directory(failed, force=True) as kept:
+                shutil.copytree(staging, kept, dirs_exist_ok=True)
+            raise ParityError(f"{failure_message(child, report)} (kept for inspection in {failed})")
+    child.path = out_dir
     return child
 
 

@@ -15,10 +15,10 @@ import re
 import shutil
 import tempfile
 import warnings
-from contextlib import contextmanager, redirect_stdout
+from contextlib import chdir, contextmanager, redirect_stdout
 from io import StringIO
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,9 +73,10 @@ def export_onnx_file(artifact: Artifact, path: Path, config: OnnxExportConfig) -
     spec = spec_for(artifact.family)
     module = load_module(artifact)
     example = to_tensors(spec.example_inputs(artifact))
+    path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        raw = Path(scratch) / "raw.onnx"
+    with scratch_directory() as scratch:
+        raw = scratch / "raw.onnx"
         try:
             with quiet_exporter():
                 _torch_export(module, example, raw, spec, config)
@@ -92,6 +93,14 @@ def export_onnx_file(artifact: Artifact, path: Path, config: OnnxExportConfig) -
             quant_pre_process(str(raw), str(path), skip_symbolic_shape=True)
         else:
             shutil.copyfile(raw, path)
+
+
+@contextmanager
+def scratch_directory() -> Iterator[Path]:
+    """A temporary directory that is also the working directory while ONNX tools run: ONNX Runtime's shape
+    inference and quantizers drop files (`sym_shape_infer_temp*`, external-data blobs) into the current one."""
+    with tempfile.TemporaryDirectory() as scratch, chdir(scratch):
+        yield Path(scratch)
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from edgeopt.core.artifacts import MANIFEST, Artifact, Family, Format, TensorSpec, staged_directory
+from edgeopt.core.artifacts import MANIFEST, Artifact, Family, Format, TensorSpec, output_directory
 from edgeopt.core.data import load_dataset
 from edgeopt.core.errors import InvalidInput
 from edgeopt.core.paths import cache_dir
@@ -18,13 +18,15 @@ DEFAULT_DATASETS = {Family.CNN: "fashion-mnist", Family.LSTM: "rotten-tomatoes",
 ONNX_DTYPES = {1: "float32", 6: "int32", 7: "int64", 10: "float16"}
 
 
-def resolve_artifact(model: str, family: str | None = None, dataset: str | None = None) -> Artifact:
-    """A zoo model name, an artifact directory (or its artifact.json), or an .onnx file."""
+def resolve_artifact(model: str, family: str | None = None, dataset: str | None = None,
+                     trust_code: bool = False) -> Artifact:
+    """A zoo model name, an artifact directory (or its artifact.json), or an .onnx file; `trust_code` is the
+    user's consent to run a module factory the artifact names."""
     from edgeopt.core.models.zoo import ZOO, load_zoo_model
 
     path = Path(model).expanduser()
     if path.is_dir() or path.name == MANIFEST:
-        return Artifact.load(path)
+        return Artifact.load(path, trust_code=trust_code)
     if path.is_file():
         if path.suffix.lower() != ".onnx":
             raise InvalidInput(f"{path}: model files must be .onnx (or give an artifact directory / zoo name); "
@@ -62,7 +64,7 @@ def import_onnx(path: Path, family: Family | str, dataset: str | None = None, ou
                            f"{list(spec.input_names)} (rename the ONNX inputs)")
     data = load_dataset(dataset or DEFAULT_DATASETS[family])
     preprocessor = _default_preprocessor(family, data, inputs)
-    with staged_directory(out_dir) as staging:
+    with output_directory(out_dir) as staging:
         shutil.copyfile(path, staging / MODEL_FILE)
         if hasattr(preprocessor, "save"):
             preprocessor.save(staging)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from edgeopt.core.artifacts import Artifact, Family, Format
+from edgeopt.core.artifacts import Artifact, Family, Format, check_output
 from edgeopt.core.data import load_dataset
 from edgeopt.core.errors import InvalidInput
 from edgeopt.core.models import build_module
@@ -55,10 +55,12 @@ class DistillConfig(BaseModel):
     val_samples: int | None = Field(None, ge=1, description="val-split subset that picks the best epoch")
 
 
-def distill(teacher: Artifact, config: DistillConfig, out_dir: Path, progress=None) -> Artifact:
-    """Distill `teacher` (torch artifact) into the configured student; saves the student as a child artifact."""
+def distill(teacher: Artifact, config: DistillConfig, out_dir: Path, progress=None, force: bool = False) -> Artifact:
+    """Distill `teacher` (torch artifact) into the configured student; saves the student as a child artifact
+    in `out_dir` (an existing artifact there is replaced only with `force`)."""
     if teacher.format != Format.TORCH:
         raise InvalidInput(f"{teacher.path}: the teacher must be a torch-format artifact, got {teacher.format}")
+    check_output(out_dir, teacher, force)
     data = load_dataset(teacher.dataset.get("name") or "fashion-mnist")
     preprocessor = preprocessor_of(teacher)
     teacher_model = load_module(teacher).eval()
@@ -99,7 +101,8 @@ def distill(teacher: Artifact, config: DistillConfig, out_dir: Path, progress=No
     step = {"step": "distill", **config.model_dump(mode="json")}
     return save_torch_artifact(student, arch, preprocessor, Path(out_dir), name=f"{teacher.name}-{config.student}",
                                family=teacher.family, data=data, recipe=list(teacher.recipe) + [step],
-                               metrics={"test_accuracy": accuracy, "distill": summary}, parent=teacher.sha256)
+                               metrics={"test_accuracy": accuracy, "distill": summary}, parent=teacher.sha256,
+                               force=force)
 
 
 def make_student(teacher: Artifact, teacher_model: nn.Module, config: DistillConfig,

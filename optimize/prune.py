@@ -18,7 +18,7 @@ import torch_pruning as tp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from edgeopt.core.artifacts import Artifact, Family, Format
+from edgeopt.core.artifacts import Artifact, Family, Format, check_output
 from edgeopt.core.data import load_dataset
 from edgeopt.core.errors import InvalidInput
 from edgeopt.core.models.zoo import count_macs_params, load_module, preprocessor_of, save_torch_artifact
@@ -54,11 +54,13 @@ class PruneConfig(BaseModel):
         return self
 
 
-def prune(artifact: Artifact, config: PruneConfig, out_dir: Path, progress=None) -> Artifact:
-    """Prune a torch-format artifact, fine-tune it if asked, and save the smaller model as a child artifact."""
+def prune(artifact: Artifact, config: PruneConfig, out_dir: Path, progress=None, force: bool = False) -> Artifact:
+    """Prune a torch-format artifact, fine-tune it if asked, and save the smaller model as a child artifact
+    in `out_dir` (an existing artifact there is replaced only with `force`)."""
     if artifact.format != Format.TORCH:
         raise InvalidInput(f"{artifact.path}: pruning needs a torch-format artifact, got {artifact.format}; "
                            "prune first, then export")
+    check_output(out_dir, artifact, force)
     seed_everything(config.finetune.seed if config.finetune else 0)
     data = load_dataset(artifact.dataset.get("name") or "fashion-mnist")
     model = load_module(artifact)
@@ -94,7 +96,7 @@ def prune(artifact: Artifact, config: PruneConfig, out_dir: Path, progress=None)
     step = {"step": "prune", **config.model_dump(mode="json")}
     return save_torch_artifact(model, arch, preprocessor, Path(out_dir), name=f"{artifact.name}-pruned",
                                family=artifact.family, data=data, recipe=list(artifact.recipe) + [step],
-                               metrics=metrics, parent=artifact.sha256)
+                               metrics=metrics, parent=artifact.sha256, force=force)
 
 
 def recipe_train_config(artifact: Artifact, **overrides) -> TrainConfig:

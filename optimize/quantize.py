@@ -20,7 +20,7 @@ from typing import Any, Iterator, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgeopt.core.artifacts import Artifact, Family, Format, Precision
+from edgeopt.core.artifacts import Artifact, Family, Format, Precision, output_directory
 from edgeopt.core.errors import InvalidInput
 
 Mode = Literal["dynamic", "static", "fp16", "accuracy_control"]
@@ -49,8 +49,12 @@ class QuantizeConfig(BaseModel):
     seed: int = 0
 
 
-def quantize(artifact: Artifact, config: QuantizeConfig, out_dir: Path, progress=None) -> Artifact:
-    """Quantize an ONNX or OpenVINO artifact into `out_dir`; returns the child artifact with its report."""
+def quantize(artifact: Artifact, config: QuantizeConfig, out_dir: Path, progress=None, force: bool = False
+             ) -> Artifact:
+    """Quantize an ONNX or OpenVINO artifact into `out_dir`; returns the child artifact with its report.
+
+    An existing artifact in `out_dir` is replaced only with `force`; a failed step leaves `out_dir` as it was.
+    """
     if artifact.format not in (Format.ONNX, Format.OPENVINO):
         raise InvalidInput(f"{artifact.path}: quantization starts from an ONNX or OpenVINO artifact, not "
                            f"{artifact.format}; export first (`edgeopt export`), or build TensorRT INT8 engines "
@@ -60,6 +64,13 @@ def quantize(artifact: Artifact, config: QuantizeConfig, out_dir: Path, progress
     if config.mode not in MODES[artifact.format]:
         raise InvalidInput(f"mode {config.mode!r} does not apply to {artifact.format} artifacts; choose one of "
                            f"{', '.join(MODES[artifact.format])}")
+    with output_directory(out_dir, artifact, force) as staging:
+        child = _quantize_into(artifact, config, staging)
+    child.path = Path(out_dir)
+    return child
+
+
+def _quantize_into(artifact: Artifact, config: QuantizeConfig, out_dir: Path) -> Artifact:
     from edgeopt.export.specs import dataset_of
 
     out_dir = Path(out_dir)
@@ -159,15 +170,15 @@ def _quantize_onnx(parent: Artifact, child: Artifact, config: QuantizeConfig,
                                           quantize_dynamic, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from edgeopt.export.onnx import write_metadata
+    from edgeopt.export.onnx import scratch_directory, write_metadata
 
-    target = child.model_path
+    target = child.model_path.resolve()
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))  # ORT logs every node at INFO
-    with tempfile.TemporaryDirectory() as scratch:
+    with scratch_directory() as scratch:
         # quant_pre_process (shape inference + ORT optimiser) folds the LSTM weight transposes; without it
         # ORT leaves the LSTM in float instead of making a DynamicQuantizeLSTM.
-        source = Path(scratch) / "pre.onnx"
-        quant_pre_process(str(parent.model_path), str(source), skip_symbolic_shape=True)
+        source = scratch / "pre.onnx"
+        quant_pre_process(str(parent.model_path.resolve()), str(source), skip_symbolic_shape=True)
         if config.mode == "dynamic":
             quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=config.per_channel)
         elif config.mode == "static":

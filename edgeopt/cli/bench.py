@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .output import JSON_OPTION_HELP, console, emit
+from .output import JSON_OPTION_HELP, TRUST_CODE_HELP, console, emit
 
 
 def _split(value: Optional[str]) -> list[str]:
@@ -26,7 +26,7 @@ def _batch_sizes(value: str) -> list[int]:
     return sizes
 
 
-def _artifact(spec: str):
+def _artifact(spec: str, trust_code: bool = False):
     """A zoo model name (cnn, resnet, lstm, bert) or an artifact directory."""
     from edgeopt.core.artifacts import Artifact
 
@@ -35,7 +35,7 @@ def _artifact(spec: str):
 
         if spec in ZOO:
             return load_zoo_model(spec)
-    return Artifact.load(spec)
+    return Artifact.load(spec, trust_code=trust_code)
 
 
 def bench(
@@ -55,6 +55,7 @@ def bench(
     timeout: float = typer.Option(900, "--timeout", min=1, help="Seconds per candidate before it is killed "
                                   "and recorded as failed."),
     force: bool = typer.Option(False, "--force", help="Measure again even if the database has the candidate."),
+    trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
     reference: Optional[list[Path]] = typer.Option(None, "--reference", help="FP32 artifact directory to compare "
                                                    "predictions against (fidelity), when it is not found "
                                                    "beside the artifact or in the zoo. Repeatable."),
@@ -75,7 +76,7 @@ def bench(
     config = BenchConfig(batch_sizes=_batch_sizes(batch), accuracy_samples=samples or None, timeout_s=timeout,
                          resume=not force,
                          latency=LatencyConfig(min_runs=min_runs, min_seconds=min_time, warmup_runs=warmup))
-    loaded = [_artifact(a) for a in artifacts]
+    loaded = [_artifact(a, trust_code) for a in artifacts]
     extra = [profiles] if profiles else None
     with ResultStore(db) as store, progress_bars(enabled=not as_json) as progress:
         rows = run_bench(loaded, runtimes=_split(runtime) or None, devices=_split(device) or ["cpu"], config=config,

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .output import JSON_OPTION_HELP, console, emit
+from .output import JSON_OPTION_HELP, TRUST_CODE_HELP, console, emit
 
 zoo_app = typer.Typer(help="The model zoo: the seed's CNN, a ResNet teacher, the seed's LSTM, and BERT.",
                       no_args_is_help=True)
@@ -49,7 +49,8 @@ def list_models(as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_H
 def train(
     name: str = typer.Argument(..., help="Zoo model: cnn, resnet, lstm or bert."),
     force: bool = typer.Option(False, "--force", help="Replace an existing trained checkpoint."),
-    out: Optional[Path] = typer.Option(None, help="Directory for the checkpoint (default: the user cache)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Directory for the checkpoint (default: the user cache)."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Override the number of epochs."),
     max_train_samples: Optional[int] = typer.Option(None, min=1, help="Train on a seeded subset (quick runs)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
@@ -59,7 +60,7 @@ def train(
     from edgeopt.core.progress import progress_bars
 
     with progress_bars(enabled=not as_json) as progress:
-        artifact = train_zoo_model(name, force=force, out=out, progress=progress, epochs=epochs,
+        artifact = train_zoo_model(name, force=force, out=output, progress=progress, epochs=epochs,
                                    max_train_samples=max_train_samples)
     summary = {"name": name, "path": str(artifact.path), "sha256": artifact.sha256,
                **{k: v for k, v in artifact.metrics.items() if k != "history"}}
@@ -77,6 +78,7 @@ def evaluate(
     split: str = typer.Option("test", help="Data split: train, val or test."),
     max_samples: Optional[int] = typer.Option(None, min=1, help="Evaluate on a seeded subset."),
     train_if_missing: bool = typer.Option(False, "--train-if-missing", help="Train the zoo model first if needed."),
+    trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Accuracy, parameters, MACs and file size of a zoo model on its data set."""
@@ -88,7 +90,7 @@ def evaluate(
         with progress_bars(enabled=not as_json) as progress:
             artifact = load_zoo_model(name, train_if_missing=train_if_missing, progress=progress)
     else:
-        artifact = Artifact.load(name)
+        artifact = Artifact.load(name, trust_code=trust_code)
     result = evaluate_artifact(artifact, split=split, max_samples=max_samples)
     if name in ZOO:
         result["target_accuracy"] = ZOO[name].target_accuracy

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch_pruning as tp
 
-from ..artifacts import Artifact, Family, Format, staged_directory
+from ..artifacts import Artifact, Family, Format, check_output, output_directory
 from ..data import Dataset, load_dataset
 from ..errors import CheckpointError, InvalidInput
 from ..paths import BUNDLED_WEIGHTS_DIR, cache_dir
@@ -139,9 +139,7 @@ def train_zoo_model(name: str, force: bool = False, out: Path | None = None, pro
                     max_train_samples: int | None = None, epochs: int | None = None) -> Artifact:
     """Train a zoo model on its data set and save checkpoint + manifest (sha256, data hashes, metrics, versions)."""
     entry = zoo_entry(name)
-    destination = Path(out) if out else zoo_locations(name)[0]
-    if (destination / "artifact.json").exists() and not force:
-        raise CheckpointError(f"{destination}: a trained {name} already exists; pass --force to replace it")
+    destination = check_output(out or zoo_locations(name)[0], force=force)  # before hours of training
     data = load_dataset(entry.dataset)
     seed_everything(entry.train_config.seed)  # weight initialisation is part of the seeded run
     model, arch, preprocessor = entry.make(data)
@@ -152,7 +150,7 @@ def train_zoo_model(name: str, force: bool = False, out: Path | None = None, pro
     test_accuracy = evaluate(model, preprocessor, data.test)
 
     return save_torch_artifact(
-        model, arch, preprocessor, destination, name=name, family=entry.family, data=data,
+        model, arch, preprocessor, destination, name=name, family=entry.family, data=data, force=force,
         recipe=[{"step": "train", **config.model_dump()}],
         metrics={"test_accuracy": test_accuracy, "val_accuracy": result.best_val_accuracy,
                  "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
@@ -162,15 +160,15 @@ def train_zoo_model(name: str, force: bool = False, out: Path | None = None, pro
 def save_torch_artifact(model: torch.nn.Module, arch: dict[str, Any], preprocessor: Preprocessor,
                         destination: Path, *, name: str, family: Family, data: Dataset,
                         recipe: list[dict[str, Any]] | None = None, metrics: dict[str, Any] | None = None,
-                        parent: str | None = None) -> Artifact:
-    """Write a torch-format artifact atomically (staging dir, then rename): weights, preprocessing, manifest.
+                        parent: str | None = None, force: bool = False) -> Artifact:
+    """Write a torch-format artifact through `output_directory` (staged, then swapped in; an existing artifact
+    is replaced only with `force`): weights, preprocessing, manifest.
 
     MACs and parameters at batch 1 are added to the metrics.
     """
-    destination = Path(destination)
     model.eval()
     macs, params = count_macs_params(model, preprocessor(data.test.inputs[:2]))
-    with staged_directory(destination) as staging:
+    with output_directory(destination, force=force) as staging:
         model_file = save_torch_model(model, staging, arch)
         if isinstance(preprocessor, (VocabEncoder, WordPieceEncoder)):
             preprocessor.save(staging)
@@ -182,7 +180,7 @@ def save_torch_artifact(model: torch.nn.Module, arch: dict[str, Any], preprocess
         )
         artifact.path = staging
         artifact.save()
-    artifact.path = destination
+    artifact.path = Path(destination)
     return artifact
 
 
@@ -197,10 +195,11 @@ def load_zoo_model(name: str, train_if_missing: bool = False, progress=None) -> 
 
 
 def load_module(artifact: Artifact) -> torch.nn.Module:
-    """The torch module of a torch-format artifact."""
+    """The torch module of a torch-format artifact; a module factory it names runs only if the artifact was
+    loaded with `trust_code` (see Artifact.load)."""
     if artifact.format != Format.TORCH:
         raise InvalidInput(f"{artifact.path}: a {artifact.format} artifact has no torch module; use a runtime")
-    return load_torch_model(artifact.path, artifact.model_file, artifact.arch)
+    return load_torch_model(artifact.path, artifact.model_file, artifact.arch, artifact.trust_code)
 
 
 def preprocessor_of(artifact: Artifact) -> Preprocessor:
