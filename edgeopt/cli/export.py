@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from .output import JSON_OPTION_HELP, console, emit
+from .output import FORCE_OUTPUT_HELP, JSON_OPTION_HELP, TRUST_CODE_HELP, console, emit
 
 MODEL_HELP = "A zoo model name (cnn, resnet, lstm, bert), an artifact directory, or an .onnx file."
 
@@ -17,8 +17,10 @@ def export(
     model: str = typer.Argument(..., help=MODEL_HELP),
     fmt: str = typer.Option(..., "--format", "-f", help="Target format: onnx, openvino or tensorrt."),
     precision: str = typer.Option("fp32", help="fp32, or fp16 (openvino: fp16-compressed weights; tensorrt)."),
-    out: Optional[Path] = typer.Option(None, help="Artifact directory "
-                                                  "(default: ./edgeopt-exports/NAME-FORMAT-PRECISION)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Artifact directory "
+                                          "(default: ./edgeopt-exports/NAME-FORMAT-PRECISION)."),
+    force: bool = typer.Option(False, "--force", help=FORCE_OUTPUT_HELP),
+    trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
     opset: Optional[int] = typer.Option(None, help="ONNX opset (default: the family's, 18)."),
     exporter: Optional[str] = typer.Option(None, help="torch -> ONNX exporter: dynamo or torchscript "
                                                       "(default: the family's; the LSTM uses torchscript)."),
@@ -35,8 +37,8 @@ def export(
     from edgeopt.export import export_artifact
     from edgeopt.export.wrap import resolve_artifact
 
-    artifact = resolve_artifact(model, family, dataset)
-    destination = out or Path("edgeopt-exports") / f"{artifact.name}-{fmt}-{precision}"
+    artifact = resolve_artifact(model, family, dataset, trust_code)
+    destination = output or Path("edgeopt-exports") / f"{artifact.name}-{fmt}-{precision}"
     onnx_options = {k: v for k, v in (("opset", opset), ("exporter", exporter)) if v is not None}
     options: dict[str, Any] = {"onnx": dict(onnx_options), "tensorrt": {"onnx": dict(onnx_options)},
                                "openvino": {"onnx": dict(onnx_options)}}.get(fmt, {})
@@ -45,7 +47,8 @@ def export(
     if workspace_mb is not None:
         options["workspace_mb"] = workspace_mb
     with progress_bars(enabled=not as_json) as progress:
-        child = export_artifact(artifact, fmt, destination, precision, options, verify=verify, progress=progress)
+        child = export_artifact(artifact, fmt, destination, precision, options, verify=verify, progress=progress,
+                                force=force)
     summary = {"path": str(child.path), "name": child.name, "format": str(child.format),
                "precision": str(child.precision), "size_bytes": child.size_bytes, "sha256": child.sha256,
                "step": child.recipe[-1] if child.recipe else {}, "parity": child.metrics.get("parity")}
@@ -80,6 +83,7 @@ def predict(
                                                      "(default: the artifact format's)."),
     device: str = typer.Option("cpu", help="cpu, cuda[:N], or an OpenVINO device (CPU, GPU, NPU)."),
     threads: Optional[int] = typer.Option(None, min=1, help="Intra-op threads (default: the runtime's)."),
+    trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Run one artifact on one sample through a runtime and print the predicted class and probabilities."""
@@ -91,7 +95,7 @@ def predict(
 
     if (input_ is None) == (sample is None):
         raise InvalidInput("give exactly one of --input (image file, .npy or text) and --sample N")
-    model = resolve_artifact(artifact)
+    model = resolve_artifact(artifact, trust_code=trust_code)
     inputs, label = read_sample(model, input_, sample)
     with load_runtime(model, runtime, RuntimeConfig(device=device, threads=threads)) as session:
         logits = session.run(inputs)

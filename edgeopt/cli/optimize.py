@@ -7,17 +7,17 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from .output import JSON_OPTION_HELP, console, emit
+from .output import FORCE_OUTPUT_HELP, JSON_OPTION_HELP, TRUST_CODE_HELP, console, emit
 
 SOURCE_HELP = "Zoo model name (cnn, resnet, lstm, bert) or an artifact directory."
 
 
-def load_source(source: str):
-    """A zoo name or an artifact directory -> Artifact."""
+def load_source(source: str, trust_code: bool = False):
+    """A zoo name or an artifact directory -> Artifact (`trust_code`: consent to run its module factory)."""
     from edgeopt.core.artifacts import Artifact
     from edgeopt.core.models.zoo import ZOO, load_zoo_model
 
-    return load_zoo_model(source) if source in ZOO else Artifact.load(source)
+    return load_zoo_model(source) if source in ZOO else Artifact.load(source, trust_code=trust_code)
 
 
 def make_config(cls, **values: Any):
@@ -62,7 +62,9 @@ def report(artifact, section: str, as_json: bool) -> None:
 
 def prune_command(
     source: str = typer.Argument(..., help=SOURCE_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for the pruned artifact."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for the pruned artifact."),
+    force: bool = typer.Option(False, "--force", help=FORCE_OUTPUT_HELP),
+    trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
     ratio: Optional[float] = typer.Option(None, help="Fraction of channels / hidden units / FFN units to remove, "
                                                      "in (0, 1); default 0.5."),
     target_macs: Optional[float] = typer.Option(None, help="CNN: prune until MACs <= this fraction of the original."),
@@ -85,7 +87,7 @@ def prune_command(
     from edgeopt.optimize import PruneConfig, prune
     from edgeopt.optimize.prune import recipe_train_config
 
-    artifact = load_source(source)
+    artifact = load_source(source, trust_code)
     finetune = None
     if finetune_epochs:
         try:
@@ -97,13 +99,15 @@ def prune_command(
                          criterion=criterion, global_pruning=global_pruning, steps=steps, finetune=finetune,
                          eval_samples=eval_samples, val_samples=val_samples)
     with progress_bars(enabled=not as_json) as progress:
-        result = prune(artifact, config, out, progress=progress)
+        result = prune(artifact, config, output, progress=progress, force=force)
     report(result, "prune", as_json)
 
 
 def distill_command(
     teacher: str = typer.Argument(..., help=SOURCE_HELP + " The teacher."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for the student artifact."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for the student artifact."),
+    force: bool = typer.Option(False, "--force", help=FORCE_OUTPUT_HELP),
+    trust_code: bool = typer.Option(False, "--trust-code", help=TRUST_CODE_HELP),
     student: str = typer.Option("mobilenetv2", help="mobilenetv2, squeezenet (CNN teachers); bert, textcnn, "
                                                     "bilstm (BERT); lstm, gru, bilstm, textcnn (LSTM)."),
     width: Optional[float] = typer.Option(None, help="Width knob: channel / hidden-size multiplier."),
@@ -134,15 +138,16 @@ def distill_command(
                          attention_weight=attention_weight, baseline=baseline, eval_samples=eval_samples,
                          val_samples=val_samples,
                          train=train_config(epochs, lr, batch_size, max_train_samples, bf16, augment))
-    artifact = load_source(teacher)
+    artifact = load_source(teacher, trust_code)
     with progress_bars(enabled=not as_json) as progress:
-        result = distill(artifact, config, out, progress=progress)
+        result = distill(artifact, config, output, progress=progress, force=force)
     report(result, "distill", as_json)
 
 
 def quantize_command(
     source: str = typer.Argument(..., help="An ONNX or OpenVINO artifact directory (see `edgeopt export`)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for the quantized artifact."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for the quantized artifact."),
+    force: bool = typer.Option(False, "--force", help=FORCE_OUTPUT_HELP),
     mode: str = typer.Option("static", help="ONNX: dynamic, static, fp16. OpenVINO: static (NNCF), fp16, "
                                             "accuracy_control."),
     calibration: Optional[str] = typer.Option(None, help="ORT static calibrator: minmax, entropy, percentile."),
@@ -162,5 +167,5 @@ def quantize_command(
     config = make_config(QuantizeConfig, mode=mode, calibration=calibration, samples=samples, split=split,
                          calibration_data=calibration_data, per_channel=per_channel, max_drop=max_drop,
                          eval_samples=eval_samples, verify=verify)
-    result = quantize(Artifact.load(source), config, out)
+    result = quantize(Artifact.load(source), config, output, force=force)
     report(result, "quantization", as_json)

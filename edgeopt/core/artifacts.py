@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
+import secrets
 import shutil
 from enum import StrEnum
 from pathlib import Path
@@ -16,10 +18,11 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import CheckpointError
-from .hashing import sha256_tree
+from .errors import CheckpointError, InvalidInput, UntrustedCode
+from .hashing import sha256_json, sha256_tree
 
 MANIFEST = "artifact.json"
+UNHASHED = {"sha256", "metrics", "created", "versions"}  # what a model is told apart from how it measured
 
 
 class Family(StrEnum):
@@ -35,6 +38,8 @@ class Format(StrEnum):
     ONNX = "onnx"
     OPENVINO = "openvino"
     TENSORRT = "tensorrt"
+    EXECUTORCH = "executorch"
+    LITERT = "litert"
 
 
 class Precision(StrEnum):
@@ -77,6 +82,8 @@ class Artifact(BaseModel):
     created: str = ""
 
     path: Path | None = Field(default=None, exclude=True)
+    trust_code: bool = Field(default=False, exclude=True,
+                             description="the user consented to run the module factory the manifest names")
 
     @property
     def model_path(self) -> Path:
@@ -101,26 +108,49 @@ class Artifact(BaseModel):
             return [target, target.with_suffix(".bin")]
         return [target]
 
-    def content_hash(self) -> str:
-        import hashlib
+    def file_names(self) -> list[str]:
+        """Every name the manifest joins to the artifact directory: the model file and the preprocessing files."""
+        named = [v for k, v in self.preprocess.items() if k.endswith(("_file", "_dir")) and isinstance(v, str)]
+        return [self.model_file, *self.preprocess.get("files", []), *named]
 
+    def model_hash(self) -> str:
+        """sha256 of the model file(s) alone: the checksum manifests had before the manifest was covered."""
         digest = hashlib.sha256()
         for file in self.model_files():
             digest.update(sha256_tree(file).encode())
         return digest.hexdigest()
 
+    def content_hash(self) -> str:
+        """sha256 over the model file(s), the preprocessing files and the manifest's content fields, so a changed
+        file or an edited manifest (another factory, other labels) fails verification."""
+        assert self.path is not None, "artifact has no directory"
+        files = [self.path / name for name in self.preprocess.get("files", [])]
+        parts = [self.model_hash(), *(sha256_tree(f) for f in files if f.exists()),
+                 sha256_json(self.model_dump(mode="json", exclude=UNHASHED))]
+        return sha256_json(parts)
+
+    def factory(self) -> str | None:
+        """The user code loading this artifact runs (`package.module:function` and its path), or None."""
+        if self.format != Format.TORCH or self.arch.get("builder") != "factory":
+            return None
+        return factory_description(self.arch)
+
     def save(self) -> "Artifact":
-        """Hash the model file(s), stamp versions and time, write artifact.json. Returns self."""
+        """Stamp versions and time, hash files and manifest, write artifact.json. Returns self."""
         assert self.path is not None, "set artifact.path before saving"
-        self.sha256 = self.content_hash()
         self.created = self.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         self.versions = self.versions or library_versions()
+        self.sha256 = self.content_hash()
         (self.path / MANIFEST).write_text(self.model_dump_json(indent=2))
         return self
 
     @classmethod
-    def load(cls, path: str | Path, verify: bool = True) -> "Artifact":
-        """Read an artifact directory; with verify, fail loudly when the model file does not match its hash."""
+    def load(cls, path: str | Path, verify: bool = True, trust_code: bool = False) -> "Artifact":
+        """Read an artifact directory; with verify, fail loudly when its files or manifest do not match its hash.
+
+        `trust_code` is the user's consent to run the module factory the manifest may name (see `factory`);
+        without it, building the module refuses (UntrustedCode), like Hugging Face's `trust_remote_code`.
+        """
         path = Path(path)
         if path.is_file() and path.name == MANIFEST:
             path = path.parent
@@ -133,20 +163,29 @@ class Artifact(BaseModel):
         except ValueError as error:
             raise CheckpointError(f"{manifest}: unreadable manifest: {error}") from None
         artifact.path = path
+        artifact.trust_code = trust_code
+        for name in artifact.file_names():
+            contained(path, name, manifest)
         missing = [f for f in artifact.model_files() if not f.exists()]
         if missing:
             raise CheckpointError(f"{path}: model file missing: {', '.join(str(m) for m in missing)}")
-        if verify and artifact.sha256:
-            actual = artifact.content_hash()
-            if actual != artifact.sha256:
-                raise CheckpointError(
-                    f"{artifact.model_path}: sha256 {actual[:12]}… does not match the manifest's "
-                    f"{artifact.sha256[:12]}…: the file is corrupt or was changed. Rebuild it "
-                    "(for zoo models: `edgeopt zoo train NAME --force`) or restore the original.")
+        if verify and artifact.sha256 and artifact.sha256 != artifact.content_hash() and not artifact.legacy():
+            raise CheckpointError(
+                f"{path}: sha256 of the model files and {MANIFEST} does not match the manifest's "
+                f"{artifact.sha256[:12]}…: a file or the manifest is corrupt or was changed. Rebuild it "
+                "(for zoo models: `edgeopt zoo train NAME --force`) or restore the original.")
         return artifact
 
+    def legacy(self) -> bool:
+        """A manifest saved before the checksum covered it (model files only) still loads, unless it names
+        code to run: then it must be saved again."""
+        return self.factory() is None and self.sha256 == self.model_hash()
+
     def derive(self, path: Path, **changes: Any) -> "Artifact":
-        """A child artifact in `path`: same description, parent set to this one, preprocessing files copied."""
+        """A child artifact in `path`: same description, parent set to this one, preprocessing files copied.
+
+        The child keeps this artifact's consent to run its module factory: it names the same code.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         copy_preprocess_files(self, path)
@@ -157,6 +196,7 @@ class Artifact(BaseModel):
         data.update(changes)
         child = Artifact.model_validate(data)
         child.path = path
+        child.trust_code = self.trust_code
         return child
 
     def describe(self) -> dict[str, Any]:
@@ -180,16 +220,91 @@ def copy_preprocess_files(source: Artifact, destination: Path) -> None:
             shutil.copy2(src, dst)
 
 
+def contained(directory: Path, name: str, manifest: Path) -> Path:
+    """`directory / name`, refused when a manifest's file name would leave the artifact directory (an absolute
+    path, `..`, or a symlink pointing out): loading an artifact reads only its own files."""
+    root = Path(directory).resolve()
+    target = (root / name).resolve()
+    if Path(name).is_absolute() or not target.is_relative_to(root) or target == root:
+        raise CheckpointError(f"{manifest}: file name {name!r} points outside the artifact directory {root}; "
+                              "a manifest may only name files inside it")
+    return target
+
+
+def factory_description(arch: dict[str, Any]) -> str:
+    """`pkg.mod:fn (from /path)`: what building a module from `arch` would import and run."""
+    where = f" (importable from {arch['path']})" if arch.get("path") else ""
+    return f"{arch.get('factory')!r}{where}"
+
+
+def require_consent(arch: dict[str, Any], trust_code: bool, where: Any) -> None:
+    """The one check before a module factory named in a manifest runs: the user must have opted in."""
+    if arch.get("builder") == "factory" and not trust_code:
+        raise UntrustedCode(
+            f"{where}: loading this artifact runs the module factory {factory_description(arch)}; edgeopt runs "
+            "code an artifact names only with consent: pass --trust-code (Python: trust_code=True) if you "
+            "trust it, or name the factory in your own config")
+
+
+def check_output(destination: str | Path, source: "Artifact | None" = None, force: bool = False) -> Path:
+    """Where a step may write: a new or empty directory, or an existing artifact when `force` replaces it.
+
+    Never a directory edgeopt did not make, and never the source artifact or a directory inside or around it.
+    Steps call this before their work starts so a bad `--output` fails at once. Returns the absolute path.
+    """
+    destination = Path(destination).expanduser().resolve()
+    if source is not None and source.path is not None:
+        origin = Path(source.path).resolve()
+        if destination.is_relative_to(origin) or origin.is_relative_to(destination):
+            raise InvalidInput(f"{destination}: the output would overwrite the source artifact {origin}; "
+                               "choose a directory outside it")
+    if destination.exists() and not destination.is_dir():
+        raise InvalidInput(f"{destination}: exists and is not a directory; choose a new or empty directory")
+    if destination.is_dir() and any(destination.iterdir()):
+        if not (destination / MANIFEST).exists():
+            raise InvalidInput(f"{destination}: exists, is not empty and is not an edgeopt artifact; edgeopt "
+                               "will not overwrite it: choose a new or empty directory")
+        if not force:
+            raise InvalidInput(f"{destination}: already holds an edgeopt artifact; pass --force "
+                               "(Python: force=True) to replace it")
+    return destination
+
+
 @contextlib.contextmanager
-def staged_directory(destination: Path) -> Iterator[Path]:
-    """Build into `<destination>.partial`, then swap it in, so a crash never leaves a half-written artifact."""
-    destination = Path(destination)
-    staging = destination.with_name(destination.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    yield staging
-    shutil.rmtree(destination, ignore_errors=True)
-    staging.rename(destination)
+def output_directory(destination: str | Path, source: "Artifact | None" = None,
+                     force: bool = False) -> Iterator[Path]:
+    """The only way a step writes its output: checked (see `check_output`), built in a fresh sibling staging
+    directory, then swapped in with renames. A failed step leaves `destination` exactly as it was and never a
+    half-written artifact; the artifact it replaces is removed only after the new one is in place."""
+    destination = check_output(destination, source, force)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = sibling(destination, "partial")
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    check_output(destination, source, force)  # nothing else moved in while the step ran
+    aside = None
+    if destination.exists():
+        aside = sibling(destination, "replaced")
+        destination.rename(aside)  # onto the empty directory just made
+    try:
+        staging.rename(destination)
+    except OSError:
+        if aside is not None:
+            aside.rename(destination)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside)
+
+
+def sibling(destination: Path, kind: str) -> Path:
+    """A new, uniquely named, hidden directory beside `destination` (same file system, so renames are atomic)."""
+    path = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.{kind}")
+    path.mkdir()
+    return path
 
 
 def library_versions() -> dict[str, str]:

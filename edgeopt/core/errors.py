@@ -14,7 +14,20 @@ class BackendUnavailable(EdgeoptError):
 
 
 class CheckpointError(EdgeoptError):
-    """A model file is corrupt, truncated or does not match its manifest."""
+    """A model file is corrupt, truncated, unsafe to unpickle or does not match its manifest."""
+
+    @classmethod
+    def pickled_objects(cls, path: object) -> "CheckpointError":
+        """torch.load(weights_only=True) refused a file; say why and how to save one edgeopt loads (never
+        torch's advice to load it with weights_only=False, which runs whatever the file says)."""
+        return cls(f"{path}: holds pickled Python objects that edgeopt will not unpickle (unpickling can run "
+                   "arbitrary code; edgeopt loads tensors only). Save a plain state_dict instead: "
+                   "`torch.save(model.state_dict(), path)`, or for a Hugging Face model "
+                   "`model.save_pretrained(directory)` (safetensors).")
+
+
+class UntrustedCode(EdgeoptError):
+    """An artifact names code to run (a module factory) and the user did not opt in (`--trust-code`)."""
 
 
 class InvalidInput(EdgeoptError):

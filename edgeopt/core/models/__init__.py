@@ -4,12 +4,14 @@ One explicit registry; students and other architectures add themselves by an exp
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from ..artifacts import require_consent
 from ..errors import CheckpointError, InvalidInput
 from .bert import BertClassifier
 from .cnn import CNNModel, ResNet
@@ -47,13 +49,15 @@ def import_factory(spec: str, path: str | None = None) -> Callable[..., nn.Modul
     return factory
 
 
-def build_module(arch: dict[str, Any]) -> nn.Module:
+def build_module(arch: dict[str, Any], trust_code: bool = False, where: Any = "model") -> nn.Module:
     """Instantiate an architecture from its spec; BERT is loaded from its Hugging Face directory instead.
 
-    `{"builder": "factory", "factory": "pkg.mod:fn", "kwargs": {...}}` builds a user's own module.
+    `{"builder": "factory", "factory": "pkg.mod:fn", "kwargs": {...}}` builds a user's own module: that runs
+    the user's code, so only with `trust_code` (their config named it, or they passed --trust-code).
     """
     name = arch.get("builder")
     if name == "factory":
+        require_consent(arch, trust_code, where)
         return import_factory(arch["factory"], arch.get("path"))(**arch.get("kwargs", {}))
     if name not in BUILDERS:
         raise InvalidInput(f"unknown architecture builder {name!r}; expected one of {', '.join(sorted(BUILDERS))}")
@@ -61,19 +65,28 @@ def build_module(arch: dict[str, Any]) -> nn.Module:
     return BUILDERS[name](**kwargs)
 
 
-def load_torch_model(directory: Path, model_file: str, arch: dict[str, Any]) -> nn.Module:
-    """Load a torch-format artifact without unpickling arbitrary objects (weights_only=True)."""
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors from a torch checkpoint, never unpickling arbitrary objects (weights_only=True)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError.pickled_objects(path) from None
+    except Exception as error:  # torch raises several types for truncated / foreign files
+        raise CheckpointError(f"{path}: not a readable state_dict ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0]})") from None
+
+
+def load_torch_model(directory: Path, model_file: str, arch: dict[str, Any], trust_code: bool = False) -> nn.Module:
+    """Load a torch-format artifact without unpickling arbitrary objects; a module factory runs only with
+    `trust_code`."""
     target = Path(directory) / model_file
     if arch.get("builder") == "bert":
         try:
             return BertClassifier.from_pretrained(target).eval()
         except (OSError, ValueError) as error:
             raise CheckpointError(f"{target}: cannot load Hugging Face model: {error}") from None
-    try:
-        state = torch.load(target, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for truncated / foreign files
-        raise CheckpointError(f"{target}: not a readable state_dict ({type(error).__name__}: {error})") from None
-    module = build_module({k: v for k, v in arch.items() if k != "pruned"})
+    state = load_state_dict(target)
+    module = build_module({k: v for k, v in arch.items() if k != "pruned"}, trust_code, directory)
     if arch.get("pruned"):
         resize_to_state_dict(module, state)
     try:

