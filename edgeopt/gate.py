@@ -152,9 +152,9 @@ def parse_regression(value: str | float | None) -> float | None:
     return number
 
 
-def load_results(source: str | Path) -> list[Row]:
-    """The rows of a finished run, without its config: a results.db (newest per candidate and batch), a JSON
-    report, or the output directory holding them (results.db preferred)."""
+def results_path(source: str | Path) -> Path:
+    """The file a finished run's results are in: `source` itself, or in a directory its results.db (else its
+    report.json); an error naming what was expected when there is none."""
     from edgeopt.pipeline import RESULTS_DB
 
     path = Path(source)
@@ -163,6 +163,13 @@ def load_results(source: str | Path) -> list[Row]:
     if not path.exists():
         raise InvalidInput(f"{path}: no such file (expected a results.db, a JSON report, or the directory holding "
                            "one); run `edgeopt run` or `edgeopt bench` first")
+    return path
+
+
+def load_results(source: str | Path) -> list[Row]:
+    """The rows of a finished run, without its config: a results.db (newest per candidate and batch), a JSON
+    report, or the output directory holding them (results.db preferred)."""
+    path = results_path(source)
     if path.suffix == ".json":
         return load_report(path).rows
     from edgeopt.results import rows_of

@@ -32,30 +32,6 @@ def _budget(**limits):
         raise InvalidInput(f"budget: {format_validation_error(error, Budget)}") from None
 
 
-def _results_file(results: Path) -> Path:
-    """The results.db in a run's directory, or the file given; an error when there is none."""
-    from edgeopt.core.errors import InvalidInput
-
-    if results.is_dir():
-        results = results / "results.db"
-    if not results.exists():
-        raise InvalidInput(f"{results}: no stored results; run `edgeopt run` first or pass --results")
-    return results
-
-
-def _load_rows(results: Path):
-    """Rows from a results database (newest per candidate and batch) or from a JSON report."""
-    from edgeopt.report import load_report
-    from edgeopt.results import rows_of
-    from edgeopt.store import ResultStore
-
-    results = _results_file(results)
-    if results.suffix == ".json":
-        return load_report(results).rows
-    with ResultStore(results) as store:
-        return rows_of(store.measurements(latest=True))
-
-
 def _fmt(value, spec: str = "{:.3g}") -> str:
     return "-" if value is None else spec.format(value)
 
@@ -199,7 +175,7 @@ def recommend_command(
     raise typer.Exit(0 if rec.ok else 1)
 
 def report_command(
-    results: Path = typer.Option(DEFAULT_OUTPUT / "results.db", help=RESULTS_HELP),
+    results: Path = typer.Option(DEFAULT_OUTPUT, help=RESULTS_HELP),
     out: Path = typer.Option(DEFAULT_OUTPUT, "--output", "-o", help="Directory for report.html / report.md / "
                                                                      "report.json."),
     formats: str = typer.Option("html,md,json", "--format", help="Comma-separated: html, md, json."),
@@ -210,13 +186,14 @@ def report_command(
 
     From a results.db this is the run's own report again (its budget, recommendation, notes and config)."""
     from edgeopt.core.errors import InvalidInput
+    from edgeopt.gate import results_path
     from edgeopt.report import FORMATS, load_report, report_from_store, write_reports
 
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
     unknown = [f for f in chosen if f not in FORMATS]
     if unknown or not chosen:
         raise InvalidInput(f"--format {formats!r}: expected a comma-separated list of {', '.join(FORMATS)}")
-    results = _results_file(results)
+    results = results_path(results)
     if results.suffix == ".json":
         data = load_report(results)
         data.title = title or data.title
