@@ -38,7 +38,7 @@ def main_error(monkeypatch, *args: str) -> str:
 @pytest.fixture(scope="module")
 def cnn_onnx(tmp_path_factory, cnn_artifact):
     out = tmp_path_factory.mktemp("cli") / "cnn-onnx"
-    summary = invoke_json("export", str(cnn_artifact.path), "--format", "onnx", "--out", str(out))
+    summary = invoke_json("export", str(cnn_artifact.path), "--format", "onnx", "--output", str(out))
     return out, summary
 
 
@@ -51,7 +51,7 @@ def test_export_json_reports_path_and_parity(cnn_onnx):
 
 
 def test_export_prints_parity_table_for_people(tmp_path):
-    result = runner.invoke(app, ["export", "cnn", "-f", "openvino", "--precision", "fp16", "--out",
+    result = runner.invoke(app, ["export", "cnn", "-f", "openvino", "--precision", "fp16", "--output",
                                  str(tmp_path / "ir")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert f"openvino fp16: {tmp_path / 'ir'}" in result.output
@@ -87,12 +87,12 @@ def test_export_errors_are_one_line(monkeypatch, tmp_path):
     err = main_error(monkeypatch, "export", str(corrupt), "--family", "cnn", "--format", "openvino")
     assert "broken.onnx" in err and ("not a readable ONNX model" in err or "invalid ONNX model" in err)
     err = main_error(monkeypatch, "export", "cnn", "--format", "onnx", "--precision", "int8",
-                     "--out", str(tmp_path / "x"))
+                     "--output", str(tmp_path / "x"))
     assert "onnx export supports precision fp32, not int8" in err
     from edgeopt.runtimes import RUNTIMES
 
     if not RUNTIMES["tensorrt"].availability().ok:
-        err = main_error(monkeypatch, "export", "cnn", "--format", "tensorrt", "--out", str(tmp_path / "e"))
+        err = main_error(monkeypatch, "export", "cnn", "--format", "tensorrt", "--output", str(tmp_path / "e"))
         assert "TensorRT is not installed" in err and "pip install edgeopt" in err
 
 

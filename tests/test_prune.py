@@ -129,7 +129,7 @@ def test_cli_reports_bad_ratio_in_one_line(tmp_path):
 
     from edgeopt.cli import app
 
-    result = CliRunner().invoke(app, ["prune", "cnn", "--out", str(tmp_path / "x"), "--ratio", "1.5"])
+    result = CliRunner().invoke(app, ["prune", "cnn", "--output", str(tmp_path / "x"), "--ratio", "1.5"])
     assert result.exit_code != 0 and "ratio" in str(result.exception)
 
 

@@ -97,7 +97,7 @@ class Payload:
 
 def test_loading_refuses_arbitrary_pickles(tmp_path):
     torch.save({"weights": Payload()}, tmp_path / "model.pt")
-    with pytest.raises(CheckpointError, match="not a readable state_dict"):
+    with pytest.raises(CheckpointError, match="pickled Python objects that edgeopt will not unpickle"):
         from edgeopt.core.models import load_torch_model
 
         load_torch_model(tmp_path, "model.pt", {"builder": "cnn"})
