@@ -2,6 +2,8 @@
 
 Prune, quantize and distill CNN, LSTM and BERT models, export them to ONNX, OpenVINO and TensorRT, and measure
 accuracy, latency, memory and size of every variant on the runtimes and devices you have.
+
+    from edgeopt import Pipeline, Budget, gate, load_results, recommend
 """
 from importlib import metadata as _metadata
 
@@ -10,13 +12,14 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0"
 
-# The Python API, `from edgeopt import Pipeline, Budget, gate`. `gate` is imported now (light: pydantic only),
-# so the name is the function rather than the edgeopt.gate module; the rest loads on first use (torch is heavy).
-from edgeopt.gate import gate  # noqa: E402
+# The Python API. What reads results is light (pydantic only) and imported now, so `edgeopt.gate` and
+# `edgeopt.recommend` are the functions rather than the modules of the same name; Pipeline and the config load
+# on first use, so `import edgeopt` never imports torch.
+from edgeopt.gate import GateResult, gate, load_results  # noqa: E402
+from edgeopt.recommend import Budget, Recommendation, recommend  # noqa: E402
+from edgeopt.results import Row  # noqa: E402
 
-_LAZY = {"Pipeline": "edgeopt.api", "Budget": "edgeopt.recommend", "Recommendation": "edgeopt.recommend",
-         "GateResult": "edgeopt.gate", "Row": "edgeopt.results", "Config": "edgeopt.config",
-         "load_config": "edgeopt.config"}
+_LAZY = {"Pipeline": "edgeopt.api", "Config": "edgeopt.config", "load_config": "edgeopt.config"}
 
 
 def __getattr__(name: str):
@@ -27,5 +30,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'edgeopt' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = ["Budget", "Config", "GateResult", "Pipeline", "Recommendation", "Row", "gate", "load_config",
-           "__version__"]
+           "load_results", "recommend", "__version__"]

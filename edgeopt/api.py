@@ -8,6 +8,9 @@ The CLI is a thin shell over exactly these calls, so anything a command does a C
     result = pipeline.run()                      # resumable; result.reports["html"] is the report
     pick = pipeline.recommend(Budget(device="cpu-1t", max_latency_ms=5, min_accuracy=0.9)).picks
     verdict = gate("baseline/report.json", result.reports["json"], max_accuracy_drop=0.5)
+
+A finished run needs no config: `load_results("edgeopt-out")` (a results.db, a report.json or their directory)
+gives its rows, which `recommend(rows, budget)` and `gate(...)` take as they are.
 """
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ from pathlib import Path
 from typing import Callable
 
 from edgeopt.config import Config, load_config
-from edgeopt.gate import GateResult, gate
-from edgeopt.recommend import Budget, Recommendation, recommend
+from edgeopt.gate import GateResult, gate, load_results
+from edgeopt.recommend import Budget, Recommendation, check_device, recommend
 from edgeopt.report import FORMATS, ReportData, build_report, save_run, write_reports
 from edgeopt.results import Row
 
@@ -83,10 +86,14 @@ class Pipeline:
                 return rows_of(store.measurements(latest=True))
             return plan_rows(store, self.plan())
 
-    def recommend(self, budget: Budget, all_runs: bool = True) -> Recommendation:
-        return recommend(self.results(all_runs=all_runs), budget)
+    def recommend(self, budget: Budget, all_runs: bool = False) -> Recommendation:
+        """What fits `budget` among the same rows `results(all_runs)` gives (this config's candidates by default)."""
+        rows = self.results(all_runs=all_runs)
+        check_device(rows, budget)
+        return recommend(rows, budget)
 
     def report(self, budget: Budget | None = None, rows: list[Row] | None = None) -> ReportData:
+        """The figures of a report (rows, gains, frontiers, recommendation under `budget` or the config's)."""
         rows = self.results() if rows is None else rows
         return build_report(rows, budget=budget or self.config.budget,
                             config=self.config.model_dump(mode="json", exclude_none=True))
@@ -94,6 +101,7 @@ class Pipeline:
     def write_report(self, rows: list[Row] | None = None, notes: list[str] | None = None,
                      formats: tuple[str, ...] = FORMATS, out_dir: str | Path | None = None,
                      budget: Budget | None = None) -> dict[str, Path]:
+        """Write report.html / report.md / report.json (to the output directory by default); returns their paths."""
         data = self.report(budget, rows)
         data.notes = notes or []
         if self.store_path.exists():  # `edgeopt report` re-renders this report from results.db
@@ -102,4 +110,4 @@ class Pipeline:
 
 
 __all__ = ["Budget", "Config", "GateResult", "Pipeline", "Recommendation", "ReportData", "Row", "gate",
-           "load_config", "recommend"]
+           "load_config", "load_results", "recommend"]

@@ -30,6 +30,8 @@ ACROSS_HOSTS_FLAG = "--compare-across-hosts"
 
 
 class Check(BaseModel):
+    """One rule applied to one candidate: pass, warn (shown, does not fail), fail or skip, with the figures."""
+
     candidate: str = Field(description="stable candidate key (model/recipe/runtime/device/bN)")
     check: str = Field(description="status, missing, new, accuracy_drop, latency_regression, budget:<limit>")
     status: Status
@@ -42,6 +44,8 @@ class Check(BaseModel):
 
 
 class GateResult(BaseModel):
+    """Every check of a gate run; `passed`/`exit_code` for CI, `markdown()` for a PR comment, `junit_xml()`."""
+
     checks: list[Check]
     max_accuracy_drop_pt: float | None
     max_latency_regression: float | None

@@ -93,6 +93,8 @@ class Margin(BaseModel):
 
 
 class NearMiss(BaseModel):
+    """A candidate of a family with nothing feasible, the limits it misses, and how close it came."""
+
     row: Row
     blockers: list[Margin]
     distance: float = Field(description="sum of relative violations; smaller = closer to fitting")
@@ -108,6 +110,8 @@ class Pick(BaseModel):
 
 
 class Recommendation(BaseModel):
+    """What `recommend` found under a budget; `ok` when something fits."""
+
     budget: Budget
     considered: int = Field(description="successful measurements matching device/batch/family/model/recipe")
     failed: int = Field(description="candidates in scope whose build or measurement failed")
@@ -128,12 +132,14 @@ class Recommendation(BaseModel):
 
 
 def metric(row: Row, name: str) -> float | None:
+    """A row's figure by name: `latency:<statistic>` or a Row field (memory_mb, size_mb, accuracy)."""
     if name.startswith("latency:"):
         return row.latency_ms(name.split(":", 1)[1])
     return getattr(row, name)
 
 
 def in_scope(row: Row, budget: Budget) -> bool:
+    """Whether the budget's device/batch/family/model/recipe cover this row."""
     return ((budget.device is None or row.device == budget.device)
             and (budget.batch is None or row.batch_size == budget.batch)
             and all(value is None or getattr(row, name) == value

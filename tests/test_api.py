@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import edgeopt
 from edgeopt.api import Pipeline
@@ -23,6 +27,46 @@ def load(path: Path):
 def test_top_level_exports():
     assert edgeopt.Pipeline is Pipeline and edgeopt.Budget is Budget
     assert callable(edgeopt.gate) and edgeopt.gate.__module__ == "edgeopt.gate"
+
+
+def test_public_api_is_visible_typed_documented_and_light():
+    assert {"Pipeline", "Budget", "gate", "recommend", "load_results", "Row"} <= set(dir(edgeopt))
+    assert edgeopt.recommend.__module__ == "edgeopt.recommend"  # the function, not the module
+    assert (Path(edgeopt.__file__).parent / "py.typed").exists()
+    for name in edgeopt.__all__:
+        obj = getattr(edgeopt, name)
+        assert name == "__version__" or (obj.__doc__ or "").strip(), f"edgeopt.{name} has no docstring"
+    for method in ("plan", "run", "results", "recommend", "report", "write_report"):
+        assert getattr(Pipeline, method).__doc__, method
+    probe = "import sys, edgeopt; edgeopt.Budget; edgeopt.load_results; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+
+
+def test_results_and_recommend_share_their_defaults():
+    import inspect
+
+    results, recommend = (inspect.signature(getattr(Pipeline, m)).parameters["all_runs"].default
+                          for m in ("results", "recommend"))
+    assert results is recommend is False
+
+
+def test_load_results_without_a_config(tmp_path):
+    from edgeopt.core.errors import InvalidInput
+    from edgeopt.report import ReportData
+    from edgeopt.results import candidate_id
+
+    row = Row(candidate_id=candidate_id("cnn", "int8", "onnxruntime", "cpu-1t", "0" * 12), model="cnn",
+              recipe="int8", family="cnn", format="onnx", precision="int8", runtime="onnxruntime", device="cpu-1t",
+              batch_size=1, latency={"median": 1.0, "p95": 1.2}, accuracy=0.92)
+    (tmp_path / "report.json").write_text(ReportData(rows=[row]).model_dump_json())
+    for source in (tmp_path, tmp_path / "report.json", str(tmp_path)):
+        (loaded,) = edgeopt.load_results(source)
+        assert loaded.key == row.key and loaded.accuracy == 0.92
+    rec = edgeopt.recommend(edgeopt.load_results(tmp_path), Budget(device="cpu-1t", max_latency_ms=2))
+    assert rec.ok and rec.picks[0].row.recipe == "int8"
+    with pytest.raises(InvalidInput, match="no such file"):
+        edgeopt.load_results(tmp_path / "elsewhere")
 
 
 def test_python_api_example(tmp_path, capsys):
