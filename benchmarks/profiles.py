@@ -3,12 +3,14 @@
 Profiles are YAML files, one per file: the bundled ones (benchmarks/profiles/), then the user's
 (`<config dir>/profiles/*.yaml`, e.g. ~/.config/edgeopt/profiles) and any directory passed in; a later
 file with the same name replaces an earlier one. `cuda:N` profiles are added for each CUDA GPU present.
-Edge boards are *emulated* on this host (thread count, CPU affinity, memory cap) and labelled so everywhere.
+Edge boards are *emulated* on this host (thread count, CPU affinity, memory cap) and labelled so everywhere,
+or *remote*: measured on the board itself through its device agent (`edgeopt devices add`, `remote:` below).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,6 +19,25 @@ from edgeopt.core.errors import InvalidInput
 from edgeopt.core.paths import config_dir
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+class RemoteTransport(BaseModel):
+    """A board reached through its device agent (`edgeopt agent serve`); written by `edgeopt devices add`."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(pattern=r"^https?://", description="the agent's address, e.g. http://pi.local:8765")
+    token_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                           description="the environment variable that holds the agent's bearer token")
+    ca_file: str | None = Field(None, description="CA certificate to check an https agent against")
+    board: dict[str, Any] = Field(default_factory=dict, description="what the agent said when added (CPU, "
+                                                                    "runtimes, its own profile)")
+
+    def cannot_run(self, runtime: str) -> str | None:
+        """Why the board cannot run `runtime` (from what it said when added), or None."""
+        runtimes = self.board.get("runtimes")
+        if runtimes is not None and runtime not in runtimes:
+            return f"the agent at {self.url} runs {', '.join(runtimes) or 'no runtime'}, not {runtime}"
+        return None
 
 
 class DeviceProfile(BaseModel):
@@ -31,6 +52,7 @@ class DeviceProfile(BaseModel):
     memory_mb: int | None = Field(None, ge=16, description="peak resident memory allowed; exceeding it is a "
                                                            "measured failure")
     emulated: bool = Field(False, description="an edge device emulated on this host")
+    remote: RemoteTransport | None = Field(None, description="measured on a board through its device agent")
     source: str = Field("", description="the file the profile came from (filled in when loading)")
 
     @property

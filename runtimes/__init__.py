@@ -14,6 +14,7 @@ from edgeopt.core.artifacts import Artifact, Format
 from edgeopt.core.errors import BackendUnavailable, InvalidInput
 
 from .base import Availability, Runtime, RuntimeConfig
+from .executorch_runtime import ExecuTorchRuntime
 from .onnxruntime_runtime import OnnxRuntimeConfig, OnnxRuntimeRuntime
 from .openvino_runtime import OpenVINORuntime
 from .tensorrt_runtime import TensorRTRuntime
@@ -24,11 +25,13 @@ RUNTIMES: dict[str, type[Runtime]] = {
     OnnxRuntimeRuntime.name: OnnxRuntimeRuntime,
     OpenVINORuntime.name: OpenVINORuntime,
     TensorRTRuntime.name: TensorRTRuntime,
+    ExecuTorchRuntime.name: ExecuTorchRuntime,
 }
 
 # The runtime an artifact runs on when none is named.
 DEFAULT_RUNTIME: dict[Format, str] = {
     Format.TORCH: "torch", Format.ONNX: "onnxruntime", Format.OPENVINO: "openvino", Format.TENSORRT: "tensorrt",
+    Format.EXECUTORCH: "executorch",
 }
 
 
@@ -83,10 +86,12 @@ def load_runtime(artifact: Artifact | str | Path, name: str | None = None,
     return cls(artifact, validated)
 
 
-def runtime_report() -> dict[str, dict[str, Any]]:
-    """Availability of every registered runtime (used by `edgeopt doctor`)."""
+def runtime_report(names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Availability of every registered runtime, or of `names` (used by `edgeopt doctor` and the agent)."""
     report = {}
     for name, cls in sorted(RUNTIMES.items()):
+        if names is not None and name not in names:
+            continue
         probe = cls.availability()
         report[name] = {"ok": probe.ok, "reason": probe.reason, "devices": list(probe.devices),
                         "version": probe.version, "formats": [str(f) for f in cls.formats]}

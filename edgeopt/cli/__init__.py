@@ -8,6 +8,7 @@ from rich.markup import escape
 
 from edgeopt.core.errors import EdgeoptError
 
+from . import agent as agent_cli
 from . import bench
 from .doctor import doctor
 from .export import export, predict
@@ -32,7 +33,9 @@ app.command("report")(sweep.report_command)
 app.command("gate")(sweep.gate_command)
 app.command("schema")(sweep.schema_command)
 app.command()(bench.bench)
-app.command()(bench.devices)
+app.add_typer(agent_cli.devices_app, name="devices")
+app.add_typer(agent_cli.agent_app, name="agent")
+app.command()(agent_cli.deploy)
 app.command("prune")(optimize_cli.prune_command)
 app.command("distill")(optimize_cli.distill_command)
 app.command("quantize")(optimize_cli.quantize_command)

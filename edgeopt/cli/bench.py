@@ -108,24 +108,28 @@ def bench(
 
 
 def devices(
+    ctx: typer.Context,
     profiles: Optional[Path] = typer.Option(None, "--profiles", help="Extra directory of device profile YAML files."),
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """List device profiles: this host's CPU (all cores, 1 and 2 threads), CUDA GPUs when present, and
-    edge boards emulated here by threads, pinned cores and a memory cap. Add your own as YAML files in
-    ~/.config/edgeopt/profiles."""
+    edge boards emulated here by threads, pinned cores and a memory cap, and real boards measured through
+    their device agent (remote; `edgeopt devices add`). Add your own as YAML files in ~/.config/edgeopt/profiles."""
     from edgeopt.benchmarks import list_profiles
     from edgeopt.core.paths import config_dir
 
+    if ctx.invoked_subcommand:  # `edgeopt devices add ...`
+        return
     rows = [p.model_dump() for p in list_profiles([profiles] if profiles else None).values()]
 
     def render(data):
         table = Table(title=f"device profiles (yours: {config_dir() / 'profiles'})")
-        for column in ("name", "device", "threads", "cores", "memory", "emulated", "description"):
+        for column in ("name", "device", "threads", "cores", "memory", "kind", "description"):
             table.add_column(column)
         for p in data:
             table.add_row(p["name"], p["device"], str(p["threads"] or "default"), str(p["cores"] or "all"),
-                          f"{p['memory_mb']} MB" if p["memory_mb"] else "-", "yes" if p["emulated"] else "no",
+                          f"{p['memory_mb']} MB" if p["memory_mb"] else "-",
+                          "remote" if p["remote"] else "emulated" if p["emulated"] else "this host",
                           p["description"])
         console.print(table)
 

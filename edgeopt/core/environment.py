@@ -79,15 +79,18 @@ def git_revision(path: Path | None = None) -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
-def provenance(threads: int | None = None) -> dict[str, Any]:
-    """Everything a measurement needs to be traced: machine, versions, threads, git revision, time."""
+def provenance(threads: int | None = None, gpus: list[str] | None = None) -> dict[str, Any]:
+    """Everything a measurement needs to be traced: machine, versions, threads, git revision, time.
+
+    `gpus` None asks torch for the CUDA GPUs; a device agent passes its own list (it never imports torch)."""
     import datetime as dt
 
     cpu = cpu_info()
+    gpus = [d["name"] for d in cuda_devices()] if gpus is None else gpus
     return {
         "cpu_model": cpu["model"], "arch": cpu["arch"], "logical_cores": cpu["logical_cores"],
         "isa": [flag for flag, present in cpu["isa"].items() if present], "memory_bytes": cpu["memory_bytes"],
-        "threads": threads, "gpus": [d["name"] for d in cuda_devices()], "versions": package_versions(),
+        "threads": threads, "gpus": gpus, "versions": package_versions(),
         "python": platform.python_version(), "git": git_revision(),
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
