@@ -41,18 +41,35 @@ class BenchConfig(BaseModel):
     resume: bool = Field(True, description="skip candidates the store already has (status ok)")
 
 
+def measurement_key(runtime: str, profile: DeviceProfile, config: BenchConfig) -> dict:
+    """Everything besides the artifact that shapes a measurement: this host, the runtime's version, the
+    profile's content and every measurement setting (batch sizes are per row, the timeout shapes nothing).
+    Its hash is part of every candidate id, `bench` and `run` alike, so a change re-measures."""
+    from edgeopt.core import environment
+
+    return {"host": environment.host_description(), "runtime": runtime,
+            "runtime_version": environment.runtime_version(runtime),
+            "profile": profile.model_dump(mode="json", exclude={"source", "description"}),
+            "settings": config.model_dump(mode="json", exclude={"batch_sizes", "timeout_s", "resume"})}
+
+
 @dataclass(frozen=True)
 class Candidate:
+    """One artifact on one runtime under one profile. `key` is the hash of its measurement_key."""
+
     artifact: Artifact
     runtime: str
     profile: DeviceProfile
+    key: str = ""
 
     @property
     def id(self) -> str:
-        return f"{self.artifact.name}-{self.artifact.sha256[:10]}/{self.runtime}/{self.profile.name}"
+        """`stable-part#hash`: the part before # names what is measured, the hash how and where."""
+        return f"{self.artifact.name}-{self.artifact.sha256[:10]}/{self.runtime}/{self.profile.name}#{self.key[:12]}"
 
 
-def plan(artifacts: Iterable[Artifact], runtimes: list[str] | None, profiles: list[DeviceProfile]) -> list[Candidate]:
+def plan(artifacts: Iterable[Artifact], runtimes: list[str] | None, profiles: list[DeviceProfile],
+         config: BenchConfig) -> list[Candidate]:
     """Every artifact on every requested runtime that can run its format (its default runtime if none given),
     on every profile; ancestors before descendants, so an FP32 parent's predictions are ready for fidelity."""
     from edgeopt.runtimes import DEFAULT_RUNTIME, get_runtime_class
@@ -64,7 +81,8 @@ def plan(artifacts: Iterable[Artifact], runtimes: list[str] | None, profiles: li
         if not names:
             raise InvalidInput(f"{artifact.path}: none of the runtimes {', '.join(runtimes or [])} runs "
                                f"{artifact.format} artifacts")
-        candidates += [Candidate(artifact, r, p) for r in names for p in profiles]
+        candidates += [Candidate(artifact, r, p, sha256_json(measurement_key(r, p, config)))
+                       for r in names for p in profiles]
     return candidates
 
 
@@ -79,12 +97,10 @@ def pad_to(batch: dict[str, np.ndarray], length: int) -> dict[str, np.ndarray]:
 def prepare_inputs(artifact: Artifact, config: BenchConfig, out: Path) -> Path:
     """Real test-split inputs in one .npz: one timed batch per batch size (text padded to the encoder's
     max_len) and the seeded accuracy subset in batches of 64, with labels."""
-    from edgeopt.core.data import load_dataset
+    from edgeopt.core.data import dataset_of
     from edgeopt.core.preprocess import load_preprocessor
 
-    if not artifact.dataset.get("name"):
-        raise InvalidInput(f"{artifact.path}: the manifest names no data set, so there are no real inputs")
-    test = load_dataset(artifact.dataset["name"]).test
+    test = dataset_of(artifact).test
     preprocess = load_preprocessor(artifact.path, artifact.preprocess)
     arrays: dict[str, np.ndarray] = {}
     order = np.random.default_rng(config.seed).permutation(len(test))
@@ -181,9 +197,9 @@ class Lineage:
                 return source.metrics.get("params"), source.metrics["macs"]
         if artifact.format == "torch":
             from edgeopt.core.models.zoo import count_macs_params, load_module, preprocessor_of
-            from edgeopt.core.data import load_dataset
+            from edgeopt.core.data import dataset_of
 
-            sample = preprocessor_of(artifact)(load_dataset(artifact.dataset["name"]).test.inputs[:2])
+            sample = preprocessor_of(artifact)(dataset_of(artifact).test.inputs[:2])
             macs, params = count_macs_params(load_module(artifact), sample)
             return params, macs
         return None, None
@@ -207,7 +223,7 @@ def bench(artifacts: Iterable[Artifact | str | Path], runtimes: list[str] | None
     config = config or BenchConfig()
     loaded = [a if isinstance(a, Artifact) else Artifact.load(a) for a in artifacts]
     profiles = [d if isinstance(d, DeviceProfile) else get_profile(d, profile_dirs) for d in devices]
-    candidates = plan(loaded, runtimes, profiles)
+    candidates = plan(loaded, runtimes, profiles, config)
     lineage = Lineage.around(loaded, references)
     host = provenance()
     predictions: dict[tuple[str, str], np.ndarray] = {}

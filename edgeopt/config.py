@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from edgeopt.core.artifacts import Family, Format
 from edgeopt.core.errors import InvalidInput
+from edgeopt.core.strict import StrictModel
 from edgeopt.benchmarks.latency import LatencyConfig
 from edgeopt.optimize.distill import DistillConfig
 from edgeopt.optimize.prune import PruneConfig
@@ -30,11 +31,7 @@ RUNTIME_FORMAT: dict[str, Format] = {"torch": Format.TORCH, "onnxruntime": Forma
 MODULE_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RecipeConfig(Strict):
+class RecipeConfig(StrictModel):
     """One way of making a variant: optional prune, then distill, then export, then quantize (always that order)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$", description="short name shown in reports (e.g. pruned-int8)")
@@ -60,7 +57,7 @@ class RecipeConfig(Strict):
         return self
 
 
-class ModelConfig(Strict):
+class ModelConfig(StrictModel):
     """Where a model comes from: exactly one of zoo, module (+ weights), onnx, huggingface."""
 
     zoo: ZooName | None = Field(None, description="a built-in zoo model (trained on first use if needed)")
@@ -101,6 +98,9 @@ class ModelConfig(Strict):
                              "text models as a huggingface directory (it carries its tokenizer)")
         if (self.module or self.onnx or self.huggingface) and self.dataset is None:
             raise ValueError("dataset is required for your own model (a name or a path)")
+        if self.zoo and self.dataset is not None:
+            raise ValueError(f"dataset: zoo model {self.zoo!r} is trained and measured on its own data set; "
+                             "to use your data, bring your model as module, onnx or huggingface")
         names = [r.name for r in self.recipes]
         if len(set(names)) != len(names):
             raise ValueError(f"recipe names must be unique within a model (got {names})")
@@ -109,6 +109,12 @@ class ModelConfig(Strict):
                 if recipe.prune or recipe.distill or "torch" in recipe.runtimes:
                     raise ValueError(f"recipe {recipe.name!r}: an ONNX source has no torch module, so no prune, "
                                      "distill or torch runtime (use quantize and onnxruntime/openvino)")
+        for recipe in self.recipes:
+            if recipe.prune is not None:
+                try:
+                    recipe.prune.check_family(self.source_family)
+                except InvalidInput as error:
+                    raise ValueError(f"recipe {recipe.name!r}: {error}") from None
         return self
 
     @property
@@ -120,7 +126,7 @@ class ModelConfig(Strict):
         return Family.BERT if self.huggingface else Family.CNN
 
 
-class MeasureConfig(Strict):
+class MeasureConfig(StrictModel):
     """How hard to measure: kept small by default so a full sweep stays short on a small machine."""
 
     latency: LatencyConfig = Field(default_factory=lambda: LatencyConfig(
@@ -131,7 +137,7 @@ class MeasureConfig(Strict):
     timeout_s: float = Field(600, gt=0, description="a measurement running longer is killed and recorded as failed")
 
 
-class Config(Strict):
+class Config(StrictModel):
     """A whole sweep: models x recipes x runtimes x devices x batch sizes."""
 
     output: Path = Field(Path("edgeopt-out"), description="results.db, cache/, report.html/.md/.json go here")
@@ -144,6 +150,17 @@ class Config(Strict):
     budget: Budget | None = Field(None, description="the report's recommendation uses this budget")
     models: dict[str, ModelConfig] = Field(min_length=1, description="model name -> where it comes from and "
                                                                      "its recipes")
+
+    @model_validator(mode="after")
+    def _seed_steps(self) -> "Config":
+        """The top-level seed seeds every step (training, calibration) unless the step sets its own; it is
+        part of the step's parameters, so it is part of the build key."""
+        for model in self.models.values():
+            for recipe in model.recipes:
+                for step in (recipe.prune, recipe.distill, recipe.quantize):
+                    if step is not None and "seed" not in step.model_fields_set:
+                        step.seed = self.seed
+        return self
 
     @field_validator("batch_sizes")
     @classmethod
@@ -222,10 +239,21 @@ def format_validation_error(error: ValidationError, root: type[BaseModel]) -> st
             message = f"unknown key; allowed: {', '.join(allowed)}" if allowed else "unknown key"
         elif problem["type"] == "missing":
             message = "required field missing"
-        elif not problem["type"].startswith(("value_error", "assertion")) and "input" in problem:
-            message += f" (got {str(problem['input'])[:60]!r})"
+        elif problem["type"] == "bool_not_number":
+            pass  # the message already says what was expected and given
+        elif problem["type"].startswith("value_error"):
+            message = message.removeprefix("Value error, ")
+        elif "input" in problem:
+            expected = re.split(r", (?:got|unable) ", message.replace("Input should be", "expected"))[0]
+            message = f"{expected}, got {_given(problem['input'])}"
         lines.append(f"{where}: {message}")
     return "; ".join(lines)
+
+
+def _given(value: Any) -> str:
+    """A value as the YAML said it, with its type: `true (bool)`, `'abc' (str)`."""
+    shown = str(value).lower() if isinstance(value, bool) else repr(value)
+    return f"{shown[:60]} ({type(value).__name__})"
 
 
 def _allowed_keys(root: type[BaseModel], loc: tuple) -> list[str]:

@@ -1,8 +1,9 @@
 """Config -> plan of candidates -> build (content-addressed cache) -> verify -> measure -> store -> report.
 
-A build node is one step (source model, prune, distill, export, quantize) whose key hashes its parent's key
-and its own parameters, so a re-run reuses every artifact that did not change and changing one parameter
-rebuilds only what depends on it. Nodes are written to a staging directory and renamed into the cache when
+A build node is one step (source model, prune, distill, export, quantize) whose key hashes its parent's key,
+its own parameters and its build environment (its code, the library versions, a user's factory source), so a
+re-run reuses every artifact that did not change, changing one parameter rebuilds only what depends on it, and
+an upgrade or a code change rebuilds instead of reusing a stale artifact. Nodes are written to a staging directory and renamed into the cache when
 complete; a killed build leaves only a staging directory, which the next run discards. Measurements go
 to the results store one candidate per transaction; a re-run skips candidates the store already has, so a
 sweep killed at any point (even SIGKILL) resumes without redoing or losing finished candidates.
@@ -10,11 +11,14 @@ sweep killed at any point (even SIGKILL) resumes without redoing or losing finis
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import shutil
+import sys
 import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
@@ -31,14 +35,27 @@ CACHE_DIR, RESULTS_DB = "cache", "results.db"
 # ---------------------------------------------------------------- the plan
 
 
+# The modules whose code makes each step's output (hashed into its build key).
+STEP_CODE: dict[str, tuple[str, ...]] = {
+    "source": ("edgeopt.core.models", "edgeopt.core.preprocess", "edgeopt.core.data", "edgeopt.core.train",
+               "edgeopt.core.artifacts"),
+    "prune": ("edgeopt.optimize.prune", "edgeopt.core.train", "edgeopt.core.models"),
+    "distill": ("edgeopt.optimize.distill", "edgeopt.core.train", "edgeopt.core.models"),
+    "export": ("edgeopt.export", "edgeopt.core.preprocess"),
+    "quantize": ("edgeopt.optimize.quantize", "edgeopt.export"),
+}
+
+
 @dataclass(frozen=True)
 class Node:
-    """One build step. `key` identifies its output: a hash of the parent's key and this step's parameters."""
+    """One build step. `key` identifies its output: a hash of the parent's key, this step's parameters and
+    its build environment."""
 
     key: str
     kind: str  # source | prune | distill | export | quantize
     params: dict[str, Any]
     parent: "Node | None" = None
+    environment: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def dirname(self) -> str:
@@ -78,6 +95,7 @@ class Candidate:
     batch_sizes: tuple[int, ...]
     eval_samples: int | None
     node: Node
+    key: dict[str, Any] = field(default_factory=dict, compare=False)  # what the id's hash is a hash of
 
 
 @dataclass
@@ -100,6 +118,50 @@ class Plan:
                  "build": [n.describe() for n in c.node.chain()]} for c in self.candidates]
 
 
+def build_environment(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """What a step's output depends on besides its parameters: its own code, the library versions and, for a
+    user's module factory, the factory's source file. The one place this part of a build key is computed."""
+    from edgeopt.core import environment
+
+    described: dict[str, Any] = {"code": code_digest(STEP_CODE[kind]), "libraries": environment.library_versions()}
+    if params.get("module"):
+        described["factory"] = factory_digest(params["module"], params.get("python_path"))
+    return described
+
+
+@lru_cache(maxsize=None)
+def code_digest(modules: tuple[str, ...]) -> str:
+    """sha256 of the source files of `modules` (a package: every .py file in it)."""
+    files: list[Path] = []
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise EdgeoptError(f"cannot find the code of {name} to key its builds")
+        if spec.submodule_search_locations:
+            files += sorted(p for root in spec.submodule_search_locations for p in Path(root).rglob("*.py"))
+        else:
+            files.append(Path(spec.origin))
+    return sha256_json([sha256_file(f) for f in files])
+
+
+def factory_digest(module: str, python_path: str | None) -> str:
+    """sha256 of the file defining a user's module factory `package.module:function` (found without
+    importing it: from python_path, then sys.path)."""
+    relative = Path(*module.split(":")[0].split("."))
+    for root in [Path(python_path)] * bool(python_path) + [Path(p) for p in sys.path if p]:
+        for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
+            if candidate.is_file():
+                return sha256_file(candidate)
+    raise InvalidInput(f"module {module}: no source file {relative}.py under {python_path or 'sys.path'}")
+
+
+def make_node(kind: str, params: dict[str, Any], parent: Node | None = None) -> Node:
+    """A node keyed by its parent, kind, parameters and build environment."""
+    env = build_environment(kind, params)
+    key = sha256_json({"parent": parent.key if parent else None, "kind": kind, "params": params, "environment": env})
+    return Node(key=key, kind=kind, params=params, parent=parent, environment=env)
+
+
 def source_node(name: str, model: ModelConfig) -> Node:
     """The input model, identified by content: the zoo checkpoint's sha256, or a hash of the user's files."""
     from edgeopt.core.models.zoo import find_zoo_checkpoint
@@ -117,7 +179,7 @@ def source_node(name: str, model: ModelConfig) -> Node:
                       max_len=model.max_len, digest=sha256_json([_file_digest(model.weights or model.onnx
                                                                               or model.huggingface),
                                                                  _file_digest(_dataset_path(model.dataset))]))
-    return Node(key=sha256_json(params), kind="source", params=params)
+    return make_node("source", params)
 
 
 def _file_digest(path: Path | str | None) -> str | None:
@@ -135,24 +197,19 @@ def _dataset_path(spec: str | None) -> Path | None:
     return None if spec is None or spec in BUILTIN_DATASETS else Path(spec)
 
 
-def step_node(parent: Node, kind: str, params: dict[str, Any]) -> Node:
-    return Node(key=sha256_json({"parent": parent.key, "kind": kind, "params": params}), kind=kind, params=params,
-                parent=parent)
-
-
 def recipe_node(source: Node, recipe: RecipeConfig, runtime: str) -> Node:
     """prune -> distill -> export (unless torch fp32) -> quantize: the chain of nodes for one recipe/runtime."""
     node = source
     if recipe.prune is not None:
-        node = step_node(node, "prune", recipe.prune.model_dump(mode="json"))
+        node = make_node("prune", recipe.prune.model_dump(mode="json"), node)
     if recipe.distill is not None:
-        node = step_node(node, "distill", recipe.distill.model_dump(mode="json"))
+        node = make_node("distill", recipe.distill.model_dump(mode="json"), node)
     fmt = RUNTIME_FORMAT[runtime]
     source_format = Format.ONNX if source.params.get("onnx") else Format.TORCH
     if fmt != source_format or recipe.precision != "fp32":
-        node = step_node(node, "export", {"format": str(fmt), "precision": recipe.precision})
+        node = make_node("export", {"format": str(fmt), "precision": recipe.precision}, node)
     if recipe.quantize is not None:
-        node = step_node(node, "quantize", recipe.quantize.model_dump(mode="json"))
+        node = make_node("quantize", recipe.quantize.model_dump(mode="json"), node)
     return node
 
 
@@ -176,6 +233,7 @@ def _profile_runs(profile, runtime: str) -> str | None:
 def make_plan(config: Config) -> Plan:
     """Expand the config into candidates; unavailable runtimes/devices are skipped with a note, bad input raises."""
     from edgeopt.benchmarks.profiles import get_profile
+    from edgeopt.benchmarks.sweep import BenchConfig, measurement_key
     from edgeopt.export import EXPORTERS
 
     candidates, notes = [], []
@@ -213,14 +271,14 @@ def make_plan(config: Config) -> Plan:
                             notes.append(note)
                         continue
                     samples = model.eval_samples or config.measure.eval_samples
-                    digest = sha256_json({"node": node.key, "runtime": runtime,
-                                          "profile": profile.model_dump(exclude={"source", "description"}),
-                                          "measure": config.measure.model_dump(mode="json"), "samples": samples,
-                                          "seed": config.seed})
+                    bench = BenchConfig(latency=config.measure.latency, accuracy_samples=samples, seed=config.seed)
+                    key = {"node": node.key, "build": node.environment,
+                           **measurement_key(runtime, profile, bench)}
                     candidates.append(Candidate(
-                        id=candidate_id(name, recipe.name, runtime, device, digest), model=name, recipe=recipe.name,
-                        runtime=runtime, device=device, batch_sizes=tuple(model.batch_sizes or config.batch_sizes),
-                        eval_samples=samples, node=node))
+                        id=candidate_id(name, recipe.name, runtime, device, sha256_json(key)), model=name,
+                        recipe=recipe.name, runtime=runtime, device=device,
+                        batch_sizes=tuple(model.batch_sizes or config.batch_sizes), eval_samples=samples,
+                        node=node, key=key))
     # ancestors first, so an FP32 parent's predictions are at hand for its children's fidelity
     candidates.sort(key=lambda c: len(c.node.chain()))
     return Plan(candidates, notes)
@@ -479,6 +537,51 @@ def prepare_sources(config: Config, progress: Callable | None = None) -> None:
             load_zoo_model(model.zoo, train_if_missing=True, progress=progress)
 
 
+def remeasure_notes(store, candidates: list[Candidate]) -> list[str]:
+    """One note per candidate measured before under another key: what changed (a library, the host, a
+    setting, the build), so a report says why its numbers are new."""
+    notes = []
+    for candidate in candidates:
+        old = store.superseded(candidate.id)
+        if old is not None:
+            label = candidate.id.split("#", 1)[0]
+            notes.append(f"re-measured {label}: {changed(old.provenance.get('key') or {}, candidate.key)}")
+    return notes
+
+
+def changed(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What differs between two candidate keys, briefly: `onnxruntime 1.31 -> 1.32`, `host changed (...)`."""
+    if not old:
+        return "measured by an older edgeopt that did not record its key"
+    before, after = _flatten(old), _flatten(new)
+    differences = []
+    for path in sorted(set(before) | set(after), key=lambda p: (not p.startswith(("runtime_version", "build.lib")), p)):
+        if before.get(path) == after.get(path) or path == "node":
+            continue
+        values = f"{before.get(path)} -> {after.get(path)}"
+        if path.startswith("host."):
+            differences.append(f"host changed ({path.removeprefix('host.')}: {values})")
+        elif path.startswith(("build.code", "build.factory")):
+            differences.append(f"{'your model code' if 'factory' in path else 'edgeopt build code'} changed")
+        elif path == "runtime_version":
+            differences.append(f"{new.get('runtime')} {values}")
+        else:
+            differences.append(f"{path.removeprefix('build.libraries.')} {values}")
+    if not differences:
+        differences.append("its recipe or input model changed")
+    unique = list(dict.fromkeys(differences))
+    return "; ".join(unique[:4]) + (f"; and {len(unique) - 4} more" if len(unique) > 4 else "")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
 def plan_rows(store, plan: Plan) -> list[Row]:
     """The newest stored row of each of the plan's candidates and batch sizes."""
     ids = [c.id for c in plan.candidates]
@@ -506,6 +609,7 @@ def run_sweep(config: Config, jobs: int = 1, progress: Callable | None = None,
                 for c in plan.candidates}
         pending = [c for c in plan.candidates if todo[c.id]]
         result.resumed = len(plan.candidates) - len(pending)
+        plan.notes += remeasure_notes(store, pending)
         needed = Plan(pending).nodes
         advance = progress("build + verify", len(needed)) if progress and needed else None
         built, errors = build_all(needed, output / CACHE_DIR, jobs=jobs, progress=progress if jobs <= 1 else None,
@@ -540,6 +644,8 @@ def run_sweep(config: Config, jobs: int = 1, progress: Callable | None = None,
                         rows = [m.model_copy(update={"candidate_id": candidate.id}) for m in measured]
                     except Exception as error:  # noqa: BLE001 - recorded, the sweep goes on
                         rows = failed_measurements(candidate, batches, _error_text(error), artifact)
+                # the key beside the numbers: a later run says what changed when it re-measures
+                rows = [m.model_copy(update={"provenance": {**m.provenance, "key": candidate.key}}) for m in rows]
                 store.add_many(rows)  # one transaction per candidate: a kill never leaves half a candidate
                 result.measured += 1
                 if advance:

@@ -6,13 +6,12 @@ never branch on the family themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
 from edgeopt.core.artifacts import Artifact, Family, Precision, TensorSpec
-from edgeopt.core.data import Dataset, Split, load_dataset
-from edgeopt.core.errors import DataUnavailable, InvalidInput
+from edgeopt.core.data import Split, dataset_of
+from edgeopt.core.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -126,23 +125,3 @@ SPECS: dict[Family, ExportSpec] = {
 
 def spec_for(family: Family | str) -> ExportSpec:
     return SPECS[Family(family)]
-
-
-def dataset_of(artifact: Artifact) -> Dataset:
-    """The data set an artifact was trained on (its manifest names it), for real sample inputs."""
-    name = artifact.dataset.get("name")
-    source = artifact.dataset.get("source")
-    for spec in (name, source):
-        if not spec:
-            continue
-        try:
-            return _load_dataset(spec)
-        except InvalidInput:
-            continue
-    raise DataUnavailable(f"{artifact.path}: the data set of this artifact ({name or source or 'unknown'}) "
-                          "is not on this machine; real sample inputs are needed for export and parity checks")
-
-
-@lru_cache(maxsize=4)
-def _load_dataset(spec: str) -> Dataset:
-    return load_dataset(spec)  # parity checks run many exports in one process; read each data set once

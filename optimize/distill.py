@@ -11,12 +11,13 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from edgeopt.core.artifacts import Artifact, Family, Format, check_output
-from edgeopt.core.data import load_dataset
+from edgeopt.core.data import dataset_of
 from edgeopt.core.errors import InvalidInput
+from edgeopt.core.strict import StrictModel
 from edgeopt.core.models import build_module
 from edgeopt.core.models.bert import BertClassifier
 from edgeopt.core.models.zoo import count_macs_params, load_module, preprocessor_of, save_torch_artifact
@@ -32,10 +33,9 @@ STUDENTS_FOR: dict[Family, tuple[str, ...]] = {
 }
 
 
-class DistillConfig(BaseModel):
+class DistillConfig(StrictModel):
     """Which student, how wide/deep, and how much of the loss comes from the teacher."""
 
-    model_config = ConfigDict(extra="forbid")
     student: Student = Field("mobilenetv2", description="student architecture; must suit the teacher's family")
     width: float = Field(1.0, gt=0, le=4, description="width knob: channel multiplier (CNN), hidden/embedding "
                                                       "multiplier (text students)")
@@ -53,6 +53,15 @@ class DistillConfig(BaseModel):
     baseline: bool = Field(True, description="also train the student without the teacher, for comparison")
     eval_samples: int | None = Field(None, ge=1, description="test-split subset for the accuracies")
     val_samples: int | None = Field(None, ge=1, description="val-split subset that picks the best epoch")
+    seed: int = Field(0, description="seeds the student's initialisation and training (a sweep sets it from the "
+                                     "top-level seed)")
+
+    @model_validator(mode="after")
+    def _one_seed(self) -> "DistillConfig":
+        if "seed" in self.train.model_fields_set:
+            raise ValueError("train.seed: the step's seed seeds its training; set distill's seed (or the "
+                             "top-level seed) instead")
+        return self
 
 
 def distill(teacher: Artifact, config: DistillConfig, out_dir: Path, progress=None, force: bool = False) -> Artifact:
@@ -61,7 +70,8 @@ def distill(teacher: Artifact, config: DistillConfig, out_dir: Path, progress=No
     if teacher.format != Format.TORCH:
         raise InvalidInput(f"{teacher.path}: the teacher must be a torch-format artifact, got {teacher.format}")
     check_output(out_dir, teacher, force)
-    data = load_dataset(teacher.dataset.get("name") or "fashion-mnist")
+    data = dataset_of(teacher)
+    train = config.train.model_copy(update={"seed": config.seed})
     preprocessor = preprocessor_of(teacher)
     teacher_model = load_module(teacher).eval()
     for parameter in teacher_model.parameters():
@@ -70,13 +80,13 @@ def distill(teacher: Artifact, config: DistillConfig, out_dir: Path, progress=No
     test = data.test.subset(config.eval_samples)
     val = data.val.subset(config.val_samples)
 
-    seed_everything(config.train.seed)
+    seed_everything(config.seed)
     student, arch, layer_map = make_student(teacher, teacher_model, config, preprocessor)
     check_label_space(student, example, len(teacher.labels))
     initial = copy.deepcopy(student.state_dict())
 
     loss = distillation_loss(teacher_model, config, layer_map)
-    result = fit(student, preprocessor, data.train, val, config.train, loss_fn=loss, progress=progress)
+    result = fit(student, preprocessor, data.train, val, train, loss_fn=loss, progress=progress)
     student.eval()
     accuracy = evaluate(student, preprocessor, test)
 
@@ -87,7 +97,7 @@ def distill(teacher: Artifact, config: DistillConfig, out_dir: Path, progress=No
     if config.baseline:
         baseline = copy.deepcopy(student)
         baseline.load_state_dict(initial)
-        plain = fit(baseline, preprocessor, data.train, val, config.train, progress=progress)
+        plain = fit(baseline, preprocessor, data.train, val, train, progress=progress)
         baseline.eval()
         summary["baseline_test_accuracy"] = evaluate(baseline, preprocessor, test)
         summary["baseline_val_accuracy"] = plain.best_val_accuracy

@@ -15,22 +15,23 @@ from typing import Literal
 
 import torch
 import torch_pruning as tp
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from edgeopt.core.artifacts import Artifact, Family, Format, check_output
-from edgeopt.core.data import load_dataset
+from edgeopt.core.data import dataset_of
 from edgeopt.core.errors import InvalidInput
+from edgeopt.core.strict import StrictModel
 from edgeopt.core.models.zoo import count_macs_params, load_module, preprocessor_of, save_torch_artifact
 from edgeopt.core.train import TrainConfig, evaluate, fit, iterate_batches, seed_everything
 
 Criterion = Literal["magnitude", "bn_scale", "taylor", "lamp", "random"]
+PRUNED_UNITS = {Family.CNN: "channels", Family.LSTM: "hidden units", Family.BERT: "attention heads and FFN units"}
 
 
-class PruneConfig(BaseModel):
+class PruneConfig(StrictModel):
     """What to remove and how to recover. `ratio` is the fraction of channels / units / heads removed."""
 
-    model_config = ConfigDict(extra="forbid")
     ratio: float = Field(0.5, gt=0, lt=1, description="fraction of channels (CNN), hidden units (LSTM) or "
                                                       "FFN units (BERT) to remove")
     target_macs: float | None = Field(None, gt=0, lt=1, description="CNN: instead of a ratio, prune until MACs "
@@ -46,12 +47,35 @@ class PruneConfig(BaseModel):
     taylor_batches: int = Field(4, ge=1, description="batches of train data for Taylor gradients")
     eval_samples: int | None = Field(None, ge=1, description="test-split subset for the before/after accuracy")
     val_samples: int | None = Field(None, ge=1, description="val-split subset that picks the fine-tuning epoch")
+    seed: int = Field(0, description="seeds importance (random, taylor), data order and the recovery training "
+                                     "(a sweep sets it from the top-level seed)")
 
     @model_validator(mode="after")
     def _one_target(self) -> "PruneConfig":
         if self.target_macs is not None and "ratio" in self.model_fields_set:
             raise ValueError("give either ratio or target_macs, not both")
+        if self.finetune is not None and "seed" in self.finetune.model_fields_set:
+            raise ValueError("finetune.seed: the step's seed seeds its training; set prune's seed (or the "
+                             "top-level seed) instead")
         return self
+
+    def check_family(self, family: Family | str) -> None:
+        """Options only channel pruning (CNN) or head pruning (BERT) implements are errors elsewhere, never
+        silently ignored."""
+        family = Family(family)
+        given = self.model_fields_set
+        unsupported = {
+            "target_macs": family != Family.CNN and self.target_macs is not None,
+            "criterion": family != Family.CNN and self.criterion != "magnitude",
+            "global_pruning": family != Family.CNN and self.global_pruning,
+            "taylor_batches": family != Family.CNN and "taylor_batches" in given,
+            "head_ratio": family != Family.BERT and "head_ratio" in given,
+        }
+        bad = [name for name, wrong in unsupported.items() if wrong]
+        if bad:
+            raise InvalidInput(f"prune: {', '.join(bad)} not supported for {family} models ({family} pruning "
+                               f"removes {PRUNED_UNITS[family]} by magnitude, by `ratio`"
+                               + (" and `head_ratio`" if family == Family.BERT else "") + ")")
 
 
 def prune(artifact: Artifact, config: PruneConfig, out_dir: Path, progress=None, force: bool = False) -> Artifact:
@@ -61,8 +85,10 @@ def prune(artifact: Artifact, config: PruneConfig, out_dir: Path, progress=None,
         raise InvalidInput(f"{artifact.path}: pruning needs a torch-format artifact, got {artifact.format}; "
                            "prune first, then export")
     check_output(out_dir, artifact, force)
-    seed_everything(config.finetune.seed if config.finetune else 0)
-    data = load_dataset(artifact.dataset.get("name") or "fashion-mnist")
+    config.check_family(artifact.family)
+    seed_everything(config.seed)
+    finetune = config.finetune.model_copy(update={"seed": config.seed}) if config.finetune else None
+    data = dataset_of(artifact)
     model = load_module(artifact)
     preprocessor = preprocessor_of(artifact)
     example = preprocessor(data.test.inputs[:2])
@@ -73,11 +99,11 @@ def prune(artifact: Artifact, config: PruneConfig, out_dir: Path, progress=None,
     pruner = PRUNERS[artifact.family](model, example, config, len(artifact.labels))
     history = []
     for step in range(config.steps):
-        batches = iterate_batches(preprocessor, data.train, 32, shuffle=True, seed=step)
+        batches = iterate_batches(preprocessor, data.train, 32, shuffle=True, seed=config.seed + step)
         pruner.step(step + 1, batches)
         entry = {"step": step + 1, "macs": count_macs_params(model, example)[0]}
-        if config.finetune is not None:
-            result = fit(model, preprocessor, data.train, data.val.subset(config.val_samples), config.finetune,
+        if finetune is not None:
+            result = fit(model, preprocessor, data.train, data.val.subset(config.val_samples), finetune,
                          progress=progress)
             entry["val_accuracy"] = result.best_val_accuracy
         history.append(entry)
@@ -103,7 +129,7 @@ def recipe_train_config(artifact: Artifact, **overrides) -> TrainConfig:
     """The training recipe the artifact was made with (its last `train` step), with overrides: recovery
     fine-tuning works best with the schedule, augmentation and precision that trained the model."""
     trained = [step for step in artifact.recipe if step.get("step") == "train"]
-    base = {k: v for k, v in (trained[-1] if trained else {}).items() if k in TrainConfig.model_fields}
+    base = {k: v for k, v in (trained[-1] if trained else {}).items() if k in TrainConfig.model_fields and k != "seed"}
     return TrainConfig(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
 

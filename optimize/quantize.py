@@ -12,16 +12,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edgeopt.core.artifacts import Artifact, Family, Format, Precision, output_directory
 from edgeopt.core.errors import InvalidInput
+from edgeopt.core.strict import StrictModel
 
 Mode = Literal["dynamic", "static", "fp16", "accuracy_control"]
 MODES: dict[Format, tuple[str, ...]] = {
@@ -31,10 +31,9 @@ MODES: dict[Format, tuple[str, ...]] = {
 }
 
 
-class QuantizeConfig(BaseModel):
+class QuantizeConfig(StrictModel):
     """How to quantize; which modes apply depends on the artifact's format (see MODES)."""
 
-    model_config = ConfigDict(extra="forbid")
     mode: Mode = Field("static", description="dynamic (ORT; LSTM, BERT), static INT8 with calibration, fp16, "
                                              "or accuracy_control (NNCF, bounded accuracy drop)")
     calibration: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="ORT static calibrator")
@@ -71,7 +70,7 @@ def quantize(artifact: Artifact, config: QuantizeConfig, out_dir: Path, progress
 
 
 def _quantize_into(artifact: Artifact, config: QuantizeConfig, out_dir: Path) -> Artifact:
-    from edgeopt.export.specs import dataset_of
+    from edgeopt.core.data import dataset_of
 
     out_dir = Path(out_dir)
     data = dataset_of(artifact)

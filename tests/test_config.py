@@ -28,18 +28,19 @@ def test_default_config_covers_families_techniques_and_runtimes():
 
 @pytest.mark.parametrize("patch,expected", [
     ({"modles": {}}, "modles: unknown key; allowed: output, seed, devices"),
-    ({"models": {"cnn": {"zoo": "vgg"}}}, "models.cnn.zoo: Input should be 'cnn', 'resnet', 'lstm' or 'bert'"),
+    ({"models": {"cnn": {"zoo": "vgg"}}}, "models.cnn.zoo: expected 'cnn', 'resnet', 'lstm' or 'bert', got 'vgg' (str)"),
     ({"models": {"cnn": {"zoo": "cnn", "recipes": [{"name": "x", "quantise": {}}]}}},
      "models.cnn.recipes.0.quantise: unknown key; allowed: name, prune, distill, quantize, precision, runtimes"),
     ({"models": {"cnn": {"zoo": "cnn", "recipes": [{"name": "x", "quantize": {"mode": "int4"},
                                                     "runtimes": ["onnxruntime"]}]}}},
-     "models.cnn.recipes.0.quantize.mode: Input should be 'dynamic', 'static', 'fp16' or 'accuracy_control'"),
+     "models.cnn.recipes.0.quantize.mode: expected 'dynamic', 'static', 'fp16' or 'accuracy_control', got 'int4'"),
     ({"models": {"cnn": {"zoo": "cnn", "recipes": [{"name": "x", "runtimes": ["tflite"]}]}}},
-     "models.cnn.recipes.0.runtimes.0: Input should be 'torch', 'onnxruntime', 'openvino' or 'tensorrt'"),
-    ({"models": {"cnn": {"zoo": "cnn"}}, "batch_sizes": ["eight"]}, "batch_sizes.0: Input should be a valid integer"),
+     "models.cnn.recipes.0.runtimes.0: expected 'torch', 'onnxruntime', 'openvino' or 'tensorrt', got 'tflite'"),
+    ({"models": {"cnn": {"zoo": "cnn"}}, "batch_sizes": ["eight"]},
+     "batch_sizes.0: expected a valid integer, got 'eight' (str)"),
     ({"models": {"cnn": {"zoo": "cnn"}}, "batch_sizes": [0]}, "batch sizes must be >= 1"),
-    ({"models": {"cnn": {"zoo": "cnn"}}, "budget": {"min_accuracy": 90}}, "budget.min_accuracy: Input should be "
-                                                                          "less than or equal to 1"),
+    ({"models": {"cnn": {"zoo": "cnn"}}, "budget": {"min_accuracy": 90}},
+     "budget.min_accuracy: expected less than or equal to 1, got 90 (int)"),
     ({"models": {"cnn": {"zoo": "cnn"}}, "budget": {"max_latency_ms": -5}}, "budget.max_latency_ms"),
     ({"models": {"cnn": {"zoo": "cnn", "module": "a.b:c"}}}, "exactly one model source"),
     ({"models": {"cnn": {"zoo": "cnn", "recipes": [{"name": "q", "quantize": {}}]}}},
@@ -92,3 +93,57 @@ def test_init_writes_a_commented_starter_that_validates(tmp_path):
     Config.model_validate(yaml.safe_load(text))
     again = runner.invoke(app, ["init", str(target)])
     assert again.exit_code != 0 and "already exists" in str(again.exception or again.output)
+
+
+def _recipe(**recipe):
+    return {"models": {"m": {"zoo": recipe.pop("zoo", "cnn"), "recipes": [{"name": "r", **recipe}]}}}
+
+
+@pytest.mark.parametrize("patch,expected", [
+    (_recipe(prune={"finetune": {"epoch": 1}}),
+     "models.m.recipes.0.prune.finetune.epoch: unknown key; allowed: epochs, batch_size"),
+    (_recipe(distill={"train": {"max_train_sample": 100}}),
+     "models.m.recipes.0.distill.train.max_train_sample: unknown key; allowed: epochs,"),
+    (_recipe(quantize={"calibraton": "minmax"}, runtimes=["onnxruntime"]),
+     "models.m.recipes.0.quantize.calibraton: unknown key; allowed: mode, calibration"),
+    (_recipe(prune={"ratio": True}), "models.m.recipes.0.prune.ratio: expected a number between 0 and 1, got true (bool)"),
+    (_recipe(prune={"steps": False}), "prune.steps: expected an integer between 1 and 50, got false (bool)"),
+    (_recipe(distill={"train": {"epochs": True}}), "distill.train.epochs: expected an integer >= 1, got true (bool)"),
+    ({"models": {"m": {"zoo": "cnn"}}, "seed": True}, "seed: expected an integer, got true (bool)"),
+])
+def test_nested_typos_and_wrong_types_are_errors(patch, expected):
+    with pytest.raises(InvalidInput) as error:
+        load_config(patch)
+    assert expected in str(error.value)
+
+
+@pytest.mark.parametrize("zoo,prune,rejected,works_on", [
+    ("lstm", {"target_macs": 0.5}, "target_macs not supported for lstm models", "cnn"),
+    ("lstm", {"criterion": "taylor"}, "criterion not supported for lstm models", "resnet"),
+    ("lstm", {"head_ratio": 0.25}, "head_ratio not supported for lstm models", "bert"),
+    ("bert", {"target_macs": 0.5}, "target_macs not supported for bert models", "resnet"),
+    ("bert", {"global_pruning": True, "criterion": "lamp"}, "criterion, global_pruning not supported for bert",
+     "cnn"),
+    ("cnn", {"head_ratio": 0.25}, "head_ratio not supported for cnn models", "bert"),
+])
+def test_pruning_options_a_family_does_not_implement_are_rejected(zoo, prune, rejected, works_on):
+    with pytest.raises(InvalidInput, match=rejected):
+        load_config(_recipe(zoo=zoo, prune=prune))
+    load_config(_recipe(zoo=works_on, prune=prune))  # accepted where they work
+
+
+def test_dataset_on_a_zoo_model_is_an_error():
+    with pytest.raises(InvalidInput, match=r"models.m: dataset: zoo model 'lstm' is trained and measured on its own"):
+        load_config({"models": {"m": {"zoo": "lstm", "dataset": "my.csv"}}})
+
+
+def test_top_level_seed_reaches_every_step_unless_the_step_sets_its_own():
+    recipe = {"name": "r", "prune": {"finetune": {"epochs": 1}}, "distill": {"student": "squeezenet"},
+              "quantize": {"mode": "static"}, "runtimes": ["onnxruntime"]}
+    steps = load_config({"seed": 7, "models": {"m": {"zoo": "cnn", "recipes": [recipe]}}}).models["m"].recipes[0]
+    assert (steps.prune.seed, steps.distill.seed, steps.quantize.seed) == (7, 7, 7)
+    own = {**recipe, "quantize": {"mode": "static", "seed": 3}}
+    steps = load_config({"seed": 7, "models": {"m": {"zoo": "cnn", "recipes": [own]}}}).models["m"].recipes[0]
+    assert (steps.prune.seed, steps.quantize.seed) == (7, 3)
+    with pytest.raises(InvalidInput, match="finetune.seed: the step's seed seeds its training"):
+        load_config(_recipe(prune={"finetune": {"seed": 1}}))

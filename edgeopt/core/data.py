@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import struct
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +202,10 @@ def load_rotten_tomatoes(seed: int = 0, fractions: tuple[float, float] = (0.1, 0
     """The bundled Rotten Tomatoes snippets (fresh=1 / rotten=0; 'plot' rows dropped), 80/10/10 seeded."""
     if not SENTIMENT_FILE.exists():
         raise DataUnavailable(f"{SENTIMENT_FILE}: bundled sentiment data missing; reinstall edgeopt")
+    digest = sentiment_bytes_sha256()
+    if digest != SENTIMENT_SHA256:
+        raise DataUnavailable(f"{SENTIMENT_FILE}: sha256 {digest[:16]}... is not the bundled file's "
+                              f"({SENTIMENT_SHA256[:16]}...); it was modified or damaged; reinstall edgeopt")
     with bz2.open(SENTIMENT_FILE, "rt", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     texts, labels = [], []
@@ -272,5 +276,38 @@ def sentiment_bytes_sha256() -> str:
     return hashlib.sha256(SENTIMENT_FILE.read_bytes()).hexdigest()
 
 
-__all__ = ["Dataset", "Split", "load_dataset", "load_idx_dir", "load_image_folder", "load_rotten_tomatoes",
+def dataset_of(artifact) -> Dataset:
+    """The data set an artifact was made with, found from what its manifest records: a built-in name, else
+    the recorded path; its splits must still hash as recorded. The one way to find an artifact's data: a
+    missing or changed data set is an error, never a silent stand-in."""
+    recorded = artifact.dataset or {}
+    name = recorded.get("name")
+    spec = name if name in BUILTIN_DATASETS else recorded.get("source") or name
+    if not spec:
+        raise InvalidInput(f"{artifact.path}: the manifest records no data set, so there are no real inputs for it")
+    try:
+        data = _load_unchanged(spec, _modified(spec))
+    except (InvalidInput, DataUnavailable) as error:
+        raise DataUnavailable(f"{artifact.path}: cannot load its data set {spec}: {error}") from None
+    for split, saved in (recorded.get("splits") or {}).items():
+        current = data.split(split)
+        if saved.get("sha256") and saved["sha256"] != current.sha256:
+            raise InvalidInput(f"{artifact.path}: its data set {spec} changed since the artifact was made: "
+                               f"{split} split sha256 {current.sha256[:12]} ({len(current)} samples), recorded "
+                               f"{saved['sha256'][:12]} ({saved.get('size')} samples)")
+    return data
+
+
+@lru_cache(maxsize=4)
+def _load_unchanged(spec: str, modified: int) -> Dataset:
+    """load_dataset, cached while the files are unchanged: export parity and sweeps read one data set often."""
+    return load_dataset(spec)
+
+
+def _modified(spec: str) -> int:
+    path = {"fashion-mnist": FASHION_MNIST_DIR, "rotten-tomatoes": SENTIMENT_FILE}.get(spec, Path(spec).expanduser())
+    return path.stat().st_mtime_ns if path.exists() else 0
+
+
+__all__ = ["Dataset", "Split", "dataset_of", "load_dataset", "load_idx_dir", "load_image_folder", "load_rotten_tomatoes",
            "load_text_csv", "read_idx", "FASHION_MNIST_CLASSES", "SENTIMENT_CLASSES"]

@@ -16,6 +16,11 @@ ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", 
              "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd", "asimddp", "sve")
 BACKEND_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "openvino", "nncf",
                     "torch-pruning", "transformers", "tensorrt", "numpy")
+# The libraries whose version can change what a build step writes (weights, graphs, quantization choices).
+BUILD_LIBRARIES = ("torch", "onnx", "onnxruntime", "openvino", "nncf", "torch-pruning", "transformers")
+# The packages that provide each runtime (the first one installed is the runtime's version).
+RUNTIME_PACKAGES = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"),
+                    "openvino": ("openvino",), "tensorrt": ("tensorrt",)}
 
 
 @lru_cache(maxsize=1)
@@ -51,6 +56,27 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def library_versions(names: tuple[str, ...] = BUILD_LIBRARIES) -> dict[str, str | None]:
+    """Installed versions of `names` (None when absent): part of every build key."""
+    versions = package_versions()
+    return {name: versions.get(name) for name in names}
+
+
+def runtime_version(runtime: str) -> str | None:
+    """The version of the package that provides `runtime`: part of every measurement key."""
+    versions = package_versions()
+    return next((versions[p] for p in RUNTIME_PACKAGES.get(runtime, (runtime,)) if p in versions), None)
+
+
+def host_description() -> dict[str, Any]:
+    """What about this machine shapes a measurement (CPU model, ISA flags, cores, GPUs): part of every
+    measurement key, so numbers taken on another machine are never shown as this one's."""
+    cpu = cpu_info()
+    return {"cpu_model": cpu["model"], "arch": cpu["arch"], "logical_cores": cpu["logical_cores"],
+            "isa": sorted(flag for flag, present in cpu["isa"].items() if present),
+            "gpus": [d["name"] for d in cuda_devices()]}
 
 
 def cuda_devices() -> list[dict[str, Any]]:

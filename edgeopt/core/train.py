@@ -15,17 +15,18 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field
+from pydantic import Field
 from torch import nn
 
 from .data import Split
+from .strict import StrictModel
 from .preprocess import ImagePreprocessor, Preprocessor
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(StrictModel):
     """How to train; defaults suit fine-tuning a small model on this data."""
 
     epochs: int = Field(3, ge=1)

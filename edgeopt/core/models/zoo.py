@@ -17,7 +17,7 @@ import torch
 import torch_pruning as tp
 
 from ..artifacts import Artifact, Family, Format, check_output, output_directory
-from ..data import Dataset, load_dataset
+from ..data import Dataset, dataset_of, load_dataset
 from ..errors import CheckpointError, InvalidInput
 from ..paths import BUNDLED_WEIGHTS_DIR, cache_dir
 from ..preprocess import ImagePreprocessor, Preprocessor, VocabEncoder, WordPieceEncoder, load_preprocessor
@@ -208,8 +208,7 @@ def preprocessor_of(artifact: Artifact) -> Preprocessor:
 
 def evaluate_artifact(artifact: Artifact, split: str = "test", max_samples: int | None = None) -> dict[str, Any]:
     """Accuracy (torch), parameters, MACs and file size of a torch-format artifact on its data set."""
-    entry_dataset = artifact.dataset.get("name", "")
-    data = load_dataset(entry_dataset if entry_dataset else "fashion-mnist")
+    data = dataset_of(artifact)
     part = data.split(split).subset(max_samples)
     model = load_module(artifact)
     preprocessor = preprocessor_of(artifact)
