@@ -188,3 +188,20 @@ def test_report_from_results_db_is_the_runs_report(tmp_path):
     assert again.recommendation is not None and again.notes == ["skipped runtime tensorrt"]
     assert render_html(again) == render_html(run) and render_markdown(again) == render_markdown(run)
     assert again.model_dump() == run.model_dump()
+
+
+def test_a_version_1_results_db_gains_the_run_metadata_table(tmp_path):
+    import sqlite3
+
+    from edgeopt.store import MIGRATIONS
+
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(MIGRATIONS[0] + "PRAGMA user_version=1;")
+    conn.close()
+    with ResultStore(db) as store:
+        assert store.version == len(MIGRATIONS) and store.get_meta("report") is None
+        store.set_meta("report", {"title": "t"})
+        store.set_meta("report", {"title": "again"})  # one value per key: the last run's
+    with ResultStore(db) as store:
+        assert store.get_meta("report") == {"title": "again"}
