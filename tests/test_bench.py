@@ -5,9 +5,15 @@ Timings here are noisy (shared cores), so nothing asserts a speed; the measureme
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
+
+import psutil
 
 import pytest
 from typer.testing import CliRunner
@@ -16,7 +22,8 @@ from edgeopt.benchmarks import BenchConfig, DeviceProfile, LatencyConfig, bench,
 from edgeopt.core.errors import InvalidInput
 from edgeopt.store import ResultStore
 
-QUICK = LatencyConfig(warmup_runs=2, warmup_seconds=0, min_runs=5, min_seconds=0.05)
+QUICK = LatencyConfig(warmup_runs=2, warmup_seconds=0, min_runs=5, min_seconds=0.05, rounds=1)
+WORKER = "edgeopt.benchmarks.worker"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -99,8 +106,20 @@ def test_failures_are_recorded_and_the_sweep_goes_on(cnn_artifact, cnn_onnx, tmp
     assert all("out of memory" in m.error and "64 MB" in m.error for m in rows)
     assert all(m.emulated and m.latency is None for m in rows)
 
-    hung = bench([cnn_artifact], devices=["cpu-1t"], config=config.model_copy(update={"timeout_s": 0.5}))
-    assert hung[0].status == "failed" and "timed out" in hung[0].error
+
+def test_a_hung_worker_is_killed_at_the_timeout(cnn_onnx, tmp_path):
+    """The worker really hangs: its inputs file is a FIFO nobody writes, so it blocks opening it forever."""
+    from edgeopt.benchmarks.isolation import run_isolated
+    from edgeopt.benchmarks.worker import WorkerRequest
+
+    os.mkfifo(tmp_path / "inputs.npz")
+    request = WorkerRequest(artifact=str(cnn_onnx.path), runtime="onnxruntime", inputs=str(tmp_path / "inputs.npz"),
+                            batch_sizes=[1], result="")
+    started = time.perf_counter()
+    outcome = run_isolated(request, timeout_s=3, workdir=tmp_path)
+    assert outcome.error == "timed out after 3 s (killed)" and outcome.result is None
+    assert 3 <= time.perf_counter() - started < 10
+    assert not _workers(str(tmp_path)), "the hung worker survived its timeout"
 
 
 def test_broken_artifact_is_a_recorded_failure(cnn_artifact, tmp_path):
@@ -114,6 +133,68 @@ def test_broken_artifact_is_a_recorded_failure(cnn_artifact, tmp_path):
     assert rows[0].status == "failed" and "sha256" in rows[0].error
 
 
+def test_peak_memory_per_batch_size_and_no_false_out_of_memory_at_512_mb(cnn_onnx):
+    """Each batch size has its own peak (the accuracy pass apart), and a model that fits passes the 512 MB
+    edge profile on both runtimes, each timed in two fresh processes."""
+    config = BenchConfig(batch_sizes=[1, 256], latency=QUICK.model_copy(update={"rounds": 2}), accuracy_samples=128)
+    rows = bench([cnn_onnx], runtimes=["onnxruntime", "openvino"], devices=["edge-1c-512m"], config=config)
+    assert [(m.runtime, m.batch_size, m.status) for m in rows] == [
+        ("onnxruntime", 1, "ok"), ("onnxruntime", 256, "ok"), ("openvino", 1, "ok"), ("openvino", 256, "ok")]
+    for small, large in (rows[:2], rows[2:]):
+        assert small.peak_rss_mb + 5 < large.peak_rss_mb < 512  # 256 images of activations: tens of MB more
+        assert small.provenance["accuracy_peak_rss_mb"] > 20 and small.gpu_peak_mb is None
+        assert small.latency.rounds == 2 and len(small.latency.round_medians) == 2
+        assert small.latency.median_ci_low <= min(small.latency.round_medians)
+        assert small.executed_precision == "fp32" and not any("computed in" in w for w in small.warnings)
+
+
+def _workers(mark: str = "") -> list[psutil.Process]:
+    """Measurement workers on this machine whose command line also holds `mark` (others may be measuring)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if WORKER in command and mark in command:
+            found.append(process)
+    return found
+
+
+KILLABLE_BENCH = textwrap.dedent("""
+    import sys
+    from edgeopt.benchmarks import BenchConfig, LatencyConfig, bench
+    from edgeopt.store import ResultStore
+
+    latency = LatencyConfig(warmup_runs=1, warmup_seconds=0, min_runs=5, min_seconds=float(sys.argv[3]),
+                            max_seconds=120, rounds=1)
+    with ResultStore(sys.argv[2]) as store:
+        bench([sys.argv[1]], devices=["cpu-1t"], config=BenchConfig(latency=latency, accuracy_samples=64), store=store)
+""")
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_killed_bench_leaves_no_worker_and_resumes_alone(how, cnn_onnx, tmp_path):
+    db = tmp_path / "r.db"
+    bench_process = subprocess.Popen([sys.executable, "-c", KILLABLE_BENCH, str(cnn_onnx.path), str(db), "120"])
+    deadline, workers = time.time() + 60, []
+    while time.time() < deadline and not workers:
+        workers = [p for p in _workers() if p.ppid() == bench_process.pid]
+        time.sleep(0.2)
+    assert workers, "the bench never started its measurement worker"
+    time.sleep(2)  # loading done, timing under way
+    assert workers[0].is_running()
+    os.kill(bench_process.pid, how)
+    bench_process.wait(timeout=30)
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"worker {alive} outlived its parent ({signal.Signals(how).name})"
+    with ResultStore(db) as store:
+        assert len(store) == 0  # nothing half-measured was stored
+    resumed = subprocess.run([sys.executable, "-c", KILLABLE_BENCH, str(cnn_onnx.path), str(db), "0.05"],
+                             timeout=300, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with ResultStore(db) as store:
+        (row,) = store.measurements()
+        assert row.status == "ok" and row.latency.count >= 5
+
+
 # ---------------------------------------------------------------- CLI and scripts
 
 
@@ -125,8 +206,8 @@ def test_cli_bench_and_devices(tmp_path):
     assert result.exit_code == 0, result.output
     assert {"cpu", "cpu-1t", "edge-1c-512m"} <= {p["name"] for p in json.loads(result.stdout)}
 
-    db = tmp_path / "r.db"
-    args = ["bench", "cnn", "--device", "cpu-2t", "--batch", "1,2", "--db", str(db), "--samples", "100",
+    db = tmp_path / "results.db"  # -o DIR: its results.db, where recommend, report and gate look
+    args = ["bench", "cnn", "--device", "cpu-2t", "--batch", "1,2", "-o", str(tmp_path), "--samples", "100",
             "--min-runs", "5", "--min-time", "0.05", "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -135,7 +216,7 @@ def test_cli_bench_and_devices(tmp_path):
     assert rows[0]["measurement"]["provenance"]["threads"] == 2
     assert len(ResultStore(db).measurements(device="cpu-2t")) == 2
 
-    result = runner.invoke(app, ["bench", "cnn", "--batch", "one", "--db", str(db)])
+    result = runner.invoke(app, ["bench", "cnn", "--batch", "one", "-o", str(tmp_path)])
     assert result.exit_code != 0 and "--batch" in str(result.exception)
 
 

@@ -111,10 +111,21 @@ def test_load_runtime_rejects_wrong_runtime_and_unknown_names(cnn_artifact, expo
         load_runtime(cnn_artifact, config={"threads": 0})
     with pytest.raises(BackendUnavailable, match="OpenVINO device 'NPU7' is not available"):
         load_runtime(exported("cnn", Format.OPENVINO), config=RuntimeConfig(device="NPU7"))
-    with pytest.raises(BackendUnavailable, match="no CUDAExecutionProvider|cuda"):
-        if "CUDAExecutionProvider" in RUNTIMES["onnxruntime"].availability().extra["providers"]:
-            raise BackendUnavailable("cuda present: nothing to check")
-        load_runtime(exported("cnn", Format.ONNX), config=RuntimeConfig(device="cuda"))
+    with pytest.raises(BackendUnavailable, match="onnxruntime device 'tpu' unknown"):
+        load_runtime(exported("cnn", Format.ONNX), config=RuntimeConfig(device="tpu"))
+
+
+def test_onnxruntime_on_cuda_runs_there_or_says_what_to_install(exported):
+    """Where ORT has its CUDA provider the session really uses it and matches the CPU; elsewhere a clear error."""
+    artifact = exported("cnn", Format.ONNX)
+    if "CUDAExecutionProvider" not in RUNTIMES["onnxruntime"].availability().extra["providers"]:
+        with pytest.raises(BackendUnavailable, match="no CUDAExecutionProvider.*install onnxruntime-gpu"):
+            load_runtime(artifact, config=RuntimeConfig(device="cuda"))
+        return
+    inputs = real_inputs(artifact, 7)
+    with load_runtime(artifact, config=RuntimeConfig(device="cuda:0")) as gpu, load_runtime(artifact) as cpu:
+        assert gpu.session.get_providers()[0] == "CUDAExecutionProvider"
+        np.testing.assert_allclose(gpu.run(inputs), cpu.run(inputs), atol=1e-3)
 
 
 def test_missing_tensorrt_is_a_clear_backend_error(cnn_artifact, tmp_path):
@@ -139,3 +150,57 @@ def test_truncated_model_file_is_a_checkpoint_error(name, exported, tmp_path):
     broken.save()
     with pytest.raises(CheckpointError, match="cannot (load|read) it"):
         load_runtime(Artifact.load(tmp_path / "broken"), name)
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime", "openvino"])
+def test_bound_call_runs_inference_only_on_the_bound_inputs(name, exported):
+    """`bind` checks and prepares once: the bound call gives run()'s logits, reads the caller's buffer in place
+    (no per-call copy), and wrong inputs fail at bind time, outside anything timed."""
+    artifact = exported("cnn", RUNTIME_FORMAT[name])
+    first, second = real_inputs(artifact, 3)["pixel_values"], real_inputs(artifact, 6)["pixel_values"][3:]
+    with load_runtime(artifact, name, RuntimeConfig(threads=1)) as runtime:
+        expected_first = runtime.run({"pixel_values": first.copy()})
+        expected_second = runtime.run({"pixel_values": second.copy()})
+        buffer = np.ascontiguousarray(first.copy())
+        call = runtime.bind({"pixel_values": buffer})
+        np.testing.assert_allclose(call(), expected_first, atol=1e-5)
+        buffer[:] = second
+        np.testing.assert_allclose(call(), expected_second, atol=1e-5)
+        with pytest.raises(InvalidInput, match="dtype float64"):
+            runtime.bind({"pixel_values": buffer.astype(np.float64)})
+
+
+def _relabelled(source, precision, out):
+    """A copy of an OpenVINO IR artifact whose manifest says `precision` (the weights are the same)."""
+    import shutil
+
+    from edgeopt.core.artifacts import Artifact
+
+    for file in source.path.iterdir():
+        if file.suffix in (".xml", ".bin"):
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, out / file.name)
+    return Artifact.load(source.derive(out, model_file=source.model_file, precision=precision).save().path)
+
+
+def test_openvino_computes_in_the_precision_its_label_says(exported, tmp_path):
+    """fp32 runs in f32 even where the CPU defaults to bf16; bf16 runs in bf16 where the hardware has it; what
+    ran is read back from the compiled model, and a hint the device lacks is recorded as what really ran."""
+    import openvino as ov
+
+    from edgeopt.core.artifacts import Precision
+
+    require("openvino")
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    fp32 = exported("cnn", Format.OPENVINO)
+    inputs = real_inputs(fp32, 4)
+    with load_runtime(fp32, "openvino") as runtime, load_runtime(exported("cnn", Format.ONNX)) as ort:
+        assert runtime.executed_precision == "fp32"
+        assert runtime.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+        np.testing.assert_allclose(runtime.run(inputs), ort.run(inputs), atol=1e-4)
+    with load_runtime(_relabelled(fp32, Precision.BF16, tmp_path / "bf16"), "openvino") as runtime:
+        assert runtime.executed_precision == ("bf16" if "BF16" in capabilities else "fp32")
+    with load_runtime(_relabelled(fp32, Precision.FP16, tmp_path / "fp16"), "openvino") as runtime:
+        assert runtime.executed_precision == ("fp16" if "FP16" in capabilities else "fp32")  # never bf16
+    with load_runtime(fp32, "openvino", RuntimeConfig(precision_hint="bf16")) as runtime:
+        assert runtime.executed_precision == ("bf16" if "BF16" in capabilities else "fp32")
