@@ -73,6 +73,17 @@ class DeviceProfile(BaseModel):
                             f"so it ran on {len(chosen)}")
         return chosen, warnings
 
+    def host_warnings(self) -> list[str]:
+        """What this host cannot honour: more cores or more memory than it has (the profile measures less)."""
+        import psutil
+
+        warnings = self.pinned_cores()[1]
+        host_mb = psutil.virtual_memory().total / 2**20
+        if self.memory_mb is not None and self.memory_mb > host_mb:
+            warnings.append(f"profile {self.name} allows {self.memory_mb} MB; this host has only {host_mb:.0f} MB, "
+                            "so the cap never binds")
+        return warnings
+
 
 def load_profile_file(path: Path) -> DeviceProfile:
     """One YAML profile; errors name the file and the field."""

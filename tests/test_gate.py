@@ -211,6 +211,7 @@ def test_gate_and_report_commands(tmp_path):
     budget = runner.invoke(app, ["gate", "--current", str(base), "--max-size-mb", "0.1"])
     assert budget.exit_code == 1 and "budget:max_size_mb" in budget.stdout
     report = runner.invoke(app, ["report", "--results", str(cur), "-o", str(tmp_path / "r"), "--format", "md,html"])
-    assert report.exit_code == 0 and (tmp_path / "r" / "report.md").exists() and (tmp_path / "r" / "report.html").exists()
+    assert report.exit_code == 0
+    assert (tmp_path / "r" / "report.md").exists() and (tmp_path / "r" / "report.html").exists()
     bad = runner.invoke(app, ["report", "--results", str(cur), "--format", "pdf"])
     assert bad.exit_code != 0 and "expected a comma-separated list" in str(bad.exception)

@@ -22,6 +22,22 @@ app = typer.Typer(
     help="Which version of my model fits my resources? Prune, quantize, distill, export and benchmark models.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from edgeopt import __version__
+
+        print(f"edgeopt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Options that come before any command (the help text is the app's)."""
+
+
 app.add_typer(zoo_app, name="zoo")
 app.command()(doctor)
 app.command()(export)

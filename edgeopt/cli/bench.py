@@ -5,9 +5,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from .output import JSON_OPTION_HELP, TRUST_CODE_HELP, console, emit
+from .output import DEFAULT_OUTPUT, JSON_OPTION_HELP, TRUST_CODE_HELP, console, emit
 
 
 def _split(value: Optional[str]) -> list[str]:
@@ -46,7 +47,8 @@ def bench(
     device: str = typer.Option("cpu", "--device", "-d", help="Device profile(s), comma-separated "
                                "(see `edgeopt devices`), e.g. cpu-1t,cpu-2t,edge-1c-512m."),
     batch: str = typer.Option("1", "--batch", "-b", help="Batch sizes, comma-separated, e.g. 1,8."),
-    db: Path = typer.Option(Path("edgeopt-results.db"), "--db", help="SQLite results database (created if missing)."),
+    output: Path = typer.Option(DEFAULT_OUTPUT, "--output", "-o", help="Output directory: results go to its "
+                                "results.db (created if missing), where recommend, report and gate look."),
     samples: int = typer.Option(2000, "--samples", min=0, help="Seeded test-split subset for accuracy and fidelity; "
                                 "0 = the whole split."),
     min_runs: int = typer.Option(30, "--min-runs", min=1, help="Measured runs: at least this many ..."),
@@ -65,14 +67,17 @@ def bench(
     """Measure latency, throughput, peak memory, size, accuracy and fidelity of artifacts.
 
     Every candidate (artifact x runtime x device profile) runs in its own process with a timeout; a crash,
-    hang or out-of-memory is stored as that candidate's failure. Results go to the --db file; re-running
+    hang or out-of-memory is stored as that candidate's failure. Results go to --output's results.db; re-running
     skips what is already measured. Emulated edge profiles are labelled as such.
     """
     from edgeopt.benchmarks import BenchConfig, LatencyConfig
     from edgeopt.benchmarks import bench as run_bench
     from edgeopt.core.progress import progress_bars
+    from edgeopt.pipeline import RESULTS_DB
     from edgeopt.store import ResultStore
 
+    output.mkdir(parents=True, exist_ok=True)
+    db = output / RESULTS_DB
     config = BenchConfig(batch_sizes=_batch_sizes(batch), accuracy_samples=samples or None, timeout_s=timeout,
                          resume=not force,
                          latency=LatencyConfig(min_runs=min_runs, min_seconds=min_time, warmup_runs=warmup))
@@ -120,7 +125,8 @@ def devices(
 
     if ctx.invoked_subcommand:  # `edgeopt devices add ...`
         return
-    rows = [p.model_dump() for p in list_profiles([profiles] if profiles else None).values()]
+    rows = [{**p.model_dump(), "warnings": p.host_warnings()}
+            for p in list_profiles([profiles] if profiles else None).values()]
 
     def render(data):
         table = Table(title=f"device profiles (yours: {config_dir() / 'profiles'})")
@@ -132,5 +138,7 @@ def devices(
                           "remote" if p["remote"] else "emulated" if p["emulated"] else "this host",
                           p["description"])
         console.print(table)
+        for warning in (w for p in data for w in p["warnings"]):
+            console.print(f"[yellow]warning:[/] {escape(warning)}")
 
     emit(rows, as_json, render)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .output import JSON_OPTION_HELP, console, emit
@@ -33,7 +34,27 @@ def collect() -> dict[str, Any]:
     except ImportError as error:
         info["tensorrt"] = {"importable": False, "reason": str(error)}
     info["runtimes"] = runtime_report()
+    info["data"] = data_report()
     return info
+
+
+def data_report() -> dict[str, dict[str, Any]]:
+    """Whether the data the zoo needs is installed: the Fashion-MNIST package and the MiniLM weights."""
+    from edgeopt.core import data
+    from edgeopt.core.errors import EdgeoptError
+    from edgeopt.core.models.bert import minilm_path
+
+    def fashion_mnist():
+        data.load_idx_dir()  # reads the files: present is not enough
+        return data.FASHION_MNIST_DIR
+
+    report = {}
+    for name, locate in (("fashion-mnist", fashion_mnist), ("minilm-weights", minilm_path)):
+        try:
+            report[name] = {"ok": True, "path": str(locate())}
+        except EdgeoptError as error:
+            report[name] = {"ok": False, "reason": str(error)}
+    return report
 
 
 def render(info: dict[str, Any]) -> None:
@@ -48,14 +69,18 @@ def render(info: dict[str, Any]) -> None:
     table.add_row("ORT providers", ", ".join(info["onnxruntime_providers"]) or "-")
     table.add_row("OpenVINO devices", ", ".join(info["openvino_devices"]) or "-")
     trt = info["tensorrt"]
-    table.add_row("TensorRT", trt.get("version") if trt["importable"] else f"not importable ({trt['reason']})")
+    table.add_row("TensorRT", trt["version"] if trt["importable"] else escape(f"not importable ({trt['reason']})"))
     for name, runtime in info["runtimes"].items():
-        state = "[green]available[/]" if runtime["ok"] else f"[yellow]unavailable[/]: {runtime['reason']}"
-        table.add_row(f"runtime {name}", f"{state} {', '.join(runtime['devices'])}")
+        state = "[green]available[/]" if runtime["ok"] else f"[yellow]unavailable[/]: {escape(runtime['reason'])}"
+        table.add_row(f"runtime {name}", f"{state} {escape(', '.join(runtime['devices']))}")
+    for name, found in info["data"].items():
+        table.add_row(f"data {name}", f"[green]installed[/] {escape(found['path'])}" if found["ok"]
+                      else f"[red]missing[/]: {escape(found['reason'])}")
     table.add_row("versions", ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
     console.print(table)
 
 
 def doctor(as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP)) -> None:
-    """Report this machine: CPU, ISA flags, memory, GPUs, ONNX Runtime providers, OpenVINO devices, TensorRT."""
+    """Report this machine: CPU, ISA flags, memory, GPUs, ONNX Runtime providers, OpenVINO devices, TensorRT,
+    and whether the Fashion-MNIST package and the MiniLM weights are installed."""
     emit(collect(), as_json, render)

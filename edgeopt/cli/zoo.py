@@ -83,14 +83,18 @@ def evaluate(
 ) -> None:
     """Accuracy, parameters, MACs and file size of a zoo model on its data set."""
     from edgeopt.core.artifacts import Artifact
+    from edgeopt.core.errors import InvalidInput
     from edgeopt.core.models.zoo import ZOO, evaluate_artifact, load_zoo_model
     from edgeopt.core.progress import progress_bars
 
     if name in ZOO:
         with progress_bars(enabled=not as_json) as progress:
             artifact = load_zoo_model(name, train_if_missing=train_if_missing, progress=progress)
-    else:
+    elif Path(name).exists():
         artifact = Artifact.load(name, trust_code=trust_code)
+    else:
+        raise InvalidInput(f"{name}: not a zoo model ({', '.join(ZOO)}; see `edgeopt zoo list`) and not an "
+                           "edgeopt artifact directory")
     result = evaluate_artifact(artifact, split=split, max_samples=max_samples)
     if name in ZOO:
         result["target_accuracy"] = ZOO[name].target_accuracy
