@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -68,7 +66,8 @@ def test_html_is_self_contained_and_complete(data):
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html)
     assert "cdn" not in html.lower()
     assert html.count("<svg") >= 5  # latency and memory plots for cnn and lstm, size chart
-    for text in ("accuracy vs p95 latency", "Every candidate", "table class=\"sortable wide\"", "quantize(int8, static)",
+    for text in ("accuracy vs p95 latency", "Every candidate", "table class=\"sortable wide\"",
+                 "quantize(int8, static)",
                  "ExportError: op &lt;Foo&gt; unsupported", "Test CPU &lt;x86&gt;", "torch", "3.75×",
                  "Pareto frontier", "TensorRT is not installed", "Which model fits",
                  "agreement with the FP32 model of the same architecture", "<details><summary>Config",

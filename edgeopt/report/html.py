@@ -325,8 +325,9 @@ def _provenance(data: ReportData) -> str:
     versions = prov.pop("versions", {})
     if "memory_bytes" in prov:
         prov["memory MB"] = f"{prov.pop('memory_bytes') / 2**20:,.0f}"
-    items = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(json.dumps(v) if isinstance(v, (list, dict)) else str(v))}"
-                    f"</td></tr>" for k, v in prov.items())
+    items = "".join(f"<tr><th>{escape(str(k))}</th>"
+                    f"<td>{escape(json.dumps(v) if isinstance(v, (list, dict)) else str(v))}</td></tr>"
+                    for k, v in prov.items())
     items += "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in sorted(versions.items()))
     return f'<table class="kv">{items}</table>' if items else '<p class="muted">none recorded</p>'
 
