@@ -38,7 +38,8 @@ class RecipeConfig(StrictModel):
     prune: PruneConfig | None = Field(None, description="structured pruning (torch-pruning) with short recovery")
     distill: DistillConfig | None = Field(None, description="knowledge distillation into a smaller student")
     quantize: QuantizeConfig | None = Field(None, description="post-training quantization of the exported model")
-    precision: Literal["fp32", "fp16"] = Field("fp32", description="export precision (fp16 halves weights)")
+    precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="export precision (fp16 halves weights; "
+                                                       "bf16: OpenVINO computes in bf16, where the CPU has it)")
     runtimes: list[RuntimeName] = Field(default_factory=lambda: ["torch", "onnxruntime", "openvino"],
                                         min_length=1, description="runtimes to measure this recipe on; each "
                                         "implies its format (torch, onnx, openvino IR, tensorrt engine)")

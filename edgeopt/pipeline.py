@@ -235,6 +235,7 @@ def make_plan(config: Config) -> Plan:
     from edgeopt.benchmarks.profiles import get_profile
     from edgeopt.benchmarks.sweep import BenchConfig, measurement_key
     from edgeopt.export import EXPORTERS
+    from edgeopt.runtimes import get_runtime_class
 
     candidates, notes = [], []
     profiles: dict[str, Any] = {}
@@ -259,6 +260,10 @@ def make_plan(config: Config) -> Plan:
                 if fmt == Format.TORCH and recipe.precision != "fp32":
                     raise InvalidInput(f"models.{name}.recipes.{recipe.name}: the torch runtime runs fp32 "
                                        f"models; remove torch from its runtimes or use precision fp32")
+                if recipe.precision == "bf16" and "bf16" not in get_runtime_class(runtime).availability().extra.get(
+                        "precisions", ()):  # bf16 is a way of computing: only where the hardware has it
+                    notes.append(f"skipped recipe {name}/{recipe.name} on {runtime}: no bf16 math on this machine")
+                    continue
                 node = recipe_node(source, recipe, runtime)
                 for device in model.devices or config.devices:
                     profile = profiles[device]

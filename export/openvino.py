@@ -34,7 +34,7 @@ class OpenVINOExportConfig(BaseModel):
 class OpenVINOExporter(Exporter):
     format = Format.OPENVINO
     config_class = OpenVINOExportConfig
-    precisions = (Precision.FP32, Precision.FP16)
+    precisions = (Precision.FP32, Precision.FP16, Precision.BF16)  # bf16: fp32 weights, computed in bf16
     sources = (Format.TORCH, Format.ONNX)
 
     def export(self, artifact: Artifact, out_dir: Path, precision: Precision,

@@ -19,6 +19,7 @@ from .base import Availability, Runtime, RuntimeConfig
 
 PRECISION_HINT = {Precision.FP32: "f32", Precision.FP16: "f16", Precision.BF16: "bf16", Precision.INT8: "f32"}
 HINT_NAME = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}
+CAPABILITY_PRECISION = {"FP32": "fp32", "BF16": "bf16", "FP16": "fp16", "INT8": "int8"}  # what the CPU computes in
 
 
 class OpenVINORuntime(Runtime):
@@ -60,7 +61,11 @@ class OpenVINORuntime(Runtime):
             import openvino as ov
         except ImportError:
             return Availability(False, "openvino is not installed: `pip install openvino`")
-        return Availability(True, devices=tuple(ov.Core().available_devices), version=ov.get_version())
+        core = ov.Core()
+        capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") if "CPU" in core.available_devices else []
+        precisions = [name for cap, name in CAPABILITY_PRECISION.items() if cap in capabilities]
+        return Availability(True, devices=tuple(core.available_devices), version=ov.get_version(),
+                            extra={"precisions": precisions})
 
     @property
     def executed_precision(self) -> str:
