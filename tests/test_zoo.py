@@ -61,7 +61,7 @@ def test_training_smoke_writes_a_complete_manifest(tmp_path):
     assert manifest["recipe"][0]["step"] == "train" and manifest["recipe"][0]["max_train_samples"] == 3000
     reloaded = Artifact.load(tmp_path / "cnn")
     assert reloaded.sha256 == artifact.sha256
-    with pytest.raises(CheckpointError, match="--force"):
+    with pytest.raises(InvalidInput, match="already holds an edgeopt artifact; pass --force"):
         train_zoo_model("cnn", out=tmp_path / "cnn", epochs=1, max_train_samples=100)
 
 
