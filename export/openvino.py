@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.core.artifacts import Artifact, Format, Precision
-from edgeopt.core.errors import ExportError
+from edgeopt.core.errors import ExportError, InvalidInput
 
 from .base import Exporter, first_line
 from .onnx import OnnxExportConfig, check_onnx_file, export_onnx_file, resolve, failing_op
@@ -42,6 +42,10 @@ class OpenVINOExporter(Exporter):
         import openvino as ov
 
         source = "onnx" if artifact.format == Format.ONNX else config.source
+        if config.onnx.model_fields_set and not (source == "onnx" and artifact.format == Format.TORCH):
+            given = ", ".join(sorted(config.onnx.model_fields_set))
+            raise InvalidInput(f"openvino export: onnx options ({given}; --opset, --exporter) choose the torch -> "
+                               "ONNX export, which happens only for a torch artifact with source onnx (--source onnx)")
         step = {"step": "export", "format": "openvino", "source": source, "compress_to_fp16": precision == "fp16"}
         if source == "onnx" and artifact.format == Format.TORCH:
             onnx_config = resolve(config.onnx, artifact)

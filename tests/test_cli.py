@@ -1,10 +1,13 @@
 """The `edgeopt` command: --help everywhere, --json that parses, one-line errors with exit status 2."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 import typer.main
@@ -52,16 +55,20 @@ def test_reporting_commands_offer_json():
     assert not [m for m in missing if m.split()[-1] not in allowed_without_json], missing
 
 
-def test_doctor_json():
+def test_doctor_json_describes_this_machine():
     result = runner.invoke(app, ["doctor", "--json"])
     assert result.exit_code == 0, result.output
-    info = json.loads(result.output)
-    assert info["cpu"]["logical_cores"] >= 1
-    assert "avx2" in info["cpu"]["isa"]
+    info = json.loads(result.stdout)
+    assert info["cpu"]["logical_cores"] == os.cpu_count()
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = set(next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                      if line.startswith(("flags", "Features"))), []))
+    assert info["cpu"]["isa"] == {flag: flag in flags for flag in info["cpu"]["isa"]}
     assert "CPUExecutionProvider" in info["onnxruntime_providers"]
     assert "CPU" in info["openvino_devices"]
-    assert info["tensorrt"]["importable"] in (True, False)
-    assert "torch" in info["versions"]
+    assert info["tensorrt"]["importable"] == (importlib.util.find_spec("tensorrt") is not None)
+    for package in ("torch", "onnxruntime", "openvino"):
+        assert info["versions"][package] == metadata.version(package)
 
 
 def test_zoo_list_and_eval_json():
@@ -92,3 +99,10 @@ def test_untrained_model_without_permission_to_train(tmp_path):
                             capture_output=True, text=True, env={**os.environ, **env_cache}, timeout=300)
     assert result.returncode == 2
     assert "edgeopt zoo train bert" in result.stderr
+
+
+def test_onnx_options_that_an_openvino_export_would_ignore_are_errors(tmp_path):
+    result = run_cli("export", "cnn", "--format", "openvino", "--opset", "17", "-o", str(tmp_path / "ov"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "onnx options (opset" in result.stderr and "--source onnx" in result.stderr
+    assert not (tmp_path / "ov").exists()

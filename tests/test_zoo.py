@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from edgeopt.core.artifacts import Artifact, Family, Format
-from edgeopt.core.errors import CheckpointError, InvalidInput
+from edgeopt.core.errors import CheckpointError, DataUnavailable, InvalidInput
 from edgeopt.core.models import build_module
 from edgeopt.core.models.zoo import ZOO, evaluate_artifact, load_module, preprocessor_of, train_zoo_model
 from edgeopt.core.preprocess import VocabEncoder, WordPieceEncoder, tokenize
@@ -19,11 +19,35 @@ def test_zoo_lists_the_four_models():
     assert list(ZOO) == ["cnn", "resnet", "lstm", "bert"]
 
 
-def test_shipped_cnn_meets_its_target_on_a_subset(cnn_artifact):
-    result = evaluate_artifact(cnn_artifact, max_samples=2000)
-    assert result["accuracy"] >= 0.89
+@pytest.mark.parametrize("name", ["cnn", "lstm"])
+def test_shipped_checkpoints_meet_their_targets_on_the_full_test_split(name):
+    """The whole test split (a subset is +-1 pt), the exact data the manifest recorded, the accuracy it claims."""
+    from edgeopt.core.models.zoo import find_zoo_checkpoint
+
+    artifact = find_zoo_checkpoint(name)
+    result = evaluate_artifact(artifact)
+    assert result["samples"] == artifact.dataset["splits"]["test"]["size"]
+    assert result["data_matches_training"] is True
+    assert result["accuracy"] >= ZOO[name].target_accuracy
+    assert result["accuracy"] == pytest.approx(artifact.metrics["test_accuracy"], abs=1e-9)
+
+
+def test_shipped_cnn_size(cnn_artifact):
+    result = evaluate_artifact(cnn_artifact, max_samples=100)
     assert result["params"] == 421_642 and result["macs"] > 4_000_000
-    assert result["data_matches_training"] is None or isinstance(result["data_matches_training"], bool)
+    assert result["data_matches_training"] is False  # a 100-sample subset is not the recorded split
+
+
+def test_an_artifacts_data_set_is_found_from_its_manifest_never_a_fallback(tmp_path, cnn_artifact):
+    copy = tmp_path / "cnn"
+    shutil.copytree(cnn_artifact.path, copy)
+    artifact = Artifact.load(copy)
+    artifact.dataset = {**artifact.dataset, "name": "my-images", "source": str(tmp_path / "gone")}
+    with pytest.raises(DataUnavailable, match="cannot load its data set .*gone"):
+        evaluate_artifact(artifact)
+    artifact.dataset = {}
+    with pytest.raises(InvalidInput, match="records no data set"):
+        evaluate_artifact(artifact)
 
 
 def test_seed_architectures_shapes():

@@ -65,9 +65,14 @@ def library_versions(names: tuple[str, ...] = BUILD_LIBRARIES) -> dict[str, str 
 
 
 def runtime_version(runtime: str) -> str | None:
-    """The version of the package that provides `runtime`: part of every measurement key."""
-    versions = package_versions()
-    return next((versions[p] for p in RUNTIME_PACKAGES.get(runtime, (runtime,)) if p in versions), None)
+    """The version of the package that provides `runtime` (a package of the runtime's name unless listed in
+    RUNTIME_PACKAGES): part of every measurement key."""
+    for package in RUNTIME_PACKAGES.get(runtime, (runtime,)):
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def host_description() -> dict[str, Any]:
