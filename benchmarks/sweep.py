@@ -272,7 +272,15 @@ def measure_candidate(candidate: Candidate, config: BenchConfig, inputs_for, lin
                                     threads=profile.threads, cores=cores, memory_mb=profile.memory_mb,
                                     inputs=str(input_file), batch_sizes=config.batch_sizes, accuracy=index == 0,
                                     latency=config.latency, trust_code=artifact.trust_code, result="")
-            outcomes.append(run_isolated(request, timeout_s - sum(o.seconds for o in outcomes)))
+            budget = timeout_s - sum(o.seconds for o in outcomes)
+            if profile.remote is None:
+                outcomes.append(run_isolated(request, budget))
+            else:  # a board's device agent runs the same worker; the rows carry the board's provenance
+                from edgeopt.agent.client import run_remote
+
+                outcome, board = run_remote(profile.remote, request, budget)
+                outcomes.append(outcome)
+                host = {**host, **board}
             if outcomes[-1].error:
                 break
     error = next((o.error for o in outcomes if o.error), None)
