@@ -75,7 +75,7 @@ def onnx_variant(artifact, precision: str, out: Path, samples: int):
     from edgeopt.export import export_artifact
     from edgeopt.optimize import QuantizeConfig, quantize
 
-    onnx = export_artifact(artifact, "onnx", out / f"{artifact.name}-onnx")
+    onnx = export_artifact(artifact, "onnx", out / f"{artifact.name}-onnx", force=True)  # the script's own scratch
     if precision == "fp32":
         return onnx
     return quantize(onnx, QuantizeConfig(mode="fp16", eval_samples=samples), out / f"{artifact.name}-onnx-fp16")
