@@ -219,6 +219,8 @@ def _profile_runs(profile, runtime: str) -> str | None:
 
     if runtime == "tensorrt" and not profile.is_cuda:
         return "TensorRT runs on CUDA GPUs only; it is planned on cuda:N device profiles"
+    if profile.remote is not None:  # a board: what its agent runs, not what this host has
+        return profile.remote.cannot_run(runtime)
 
     probe = get_runtime_class(runtime).availability()
     if not probe.ok:
