@@ -114,3 +114,30 @@ def test_csv_without_expected_columns_is_rejected(tmp_path):
 def test_unknown_dataset_lists_choices():
     with pytest.raises(InvalidInput, match="fashion-mnist"):
         D.load_dataset("no-such-dataset")
+
+
+def test_a_modified_bundled_sentiment_file_is_refused(tmp_path, monkeypatch):
+    damaged = tmp_path / D.SENTIMENT_FILE.name
+    damaged.write_bytes(bz2.compress(bz2.decompress(D.SENTIMENT_FILE.read_bytes()) + b"extra,fresh,row\n"))
+    monkeypatch.setattr(D, "SENTIMENT_FILE", damaged)
+    with pytest.raises(DataUnavailable, match="modified or damaged; reinstall edgeopt"):
+        D.load_rotten_tomatoes()
+
+
+def test_dataset_of_loads_what_the_artifact_recorded_and_checks_its_hashes(tmp_path):
+    from types import SimpleNamespace
+
+    path = tmp_path / "reviews.csv"
+    rows = [("good film", "pos"), ("bad film", "neg")] * 10
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    recorded = {**D.load_dataset(path).describe(), "name": str(path)}
+    artifact = SimpleNamespace(path=tmp_path / "artifact", dataset=recorded)
+    assert D.dataset_of(artifact).test.sha256 == recorded["splits"]["test"]["sha256"]
+    with open(path, "a", newline="") as handle:
+        csv.writer(handle).writerow(("an extra review", "pos"))
+    with pytest.raises(InvalidInput, match=r"reviews.csv changed since the artifact was made: train split"):
+        D.dataset_of(artifact)
+    path.unlink()
+    with pytest.raises(DataUnavailable, match="cannot load its data set .*reviews.csv"):
+        D.dataset_of(artifact)

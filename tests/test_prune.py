@@ -157,3 +157,23 @@ def test_bn_scale_needs_batchnorm_and_torch_format(cnn_artifact, tmp_path):
     with pytest.raises(InvalidInput, match="torch-format"):
         prune(onnx_like, PruneConfig(), tmp_path / "b")
 
+
+
+@pytest.mark.parametrize("options,refused", [
+    ({"target_macs": 0.5}, "target_macs"), ({"criterion": "random"}, "criterion"),
+    ({"global_pruning": True}, "global_pruning"), ({"head_ratio": 0.25}, "head_ratio")])
+def test_lstm_pruning_refuses_options_it_does_not_implement(lstm_artifact, tmp_path, options, refused):
+    with pytest.raises(InvalidInput, match=f"{refused} not supported for lstm models"):
+        prune(lstm_artifact, PruneConfig(eval_samples=16, **options), tmp_path / "pruned")
+    assert not (tmp_path / "pruned").exists()
+
+
+def test_the_seed_decides_random_pruning(cnn_artifact, tmp_path):
+    def kept(seed: int, name: str) -> torch.Tensor:
+        child = prune(cnn_artifact, PruneConfig(criterion="random", seed=seed, eval_samples=16), tmp_path / name)
+        assert child.recipe[-1]["seed"] == seed
+        return load_module(Artifact.load(child.path)).conv1.weight
+
+    first = kept(1, "a")
+    assert torch.equal(first, kept(1, "b"))
+    assert not torch.equal(first, kept(2, "c"))
