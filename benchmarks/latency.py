@@ -14,7 +14,9 @@ import time
 from typing import Callable, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from edgeopt.core.strict import StrictModel
 
 from .results import LatencyStats
 
@@ -27,10 +29,9 @@ NOISY_EXPLANATION = ("noisy: the stated 95% interval of the median (between inde
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 
 
-class LatencyConfig(BaseModel):
+class LatencyConfig(StrictModel):
     """How long to warm up and measure, per batch size and round."""
 
-    model_config = ConfigDict(extra="forbid")
     warmup_runs: int = Field(5, ge=0, description="warm-up runs (at least this many) ...")
     warmup_seconds: float = Field(0.3, ge=0, description="... and at least this long")
     min_runs: int = Field(30, ge=1, description="measured runs per round: at least this many ...")

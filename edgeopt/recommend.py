@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, Field, computed_field
 
 from edgeopt.core.artifacts import Family
 from edgeopt.core.errors import InvalidInput
+from edgeopt.core.strict import StrictModel
 from edgeopt.results import Row
 
 Percentile = Literal["mean", "median", "p90", "p95", "p99", "max"]
@@ -27,11 +28,9 @@ NEAR_MISSES_PER_FAMILY = 3
 UNITS = {"max_latency_ms": "ms", "max_memory_mb": "MB", "max_size_mb": "MB", "min_accuracy": "pt"}
 
 
-class Budget(BaseModel):
+class Budget(StrictModel):
     """What a deployment can afford. Unset limits do not constrain; device/batch/family/model/recipe narrow the
     candidates the limits apply to."""
-
-    model_config = ConfigDict(extra="forbid")
 
     device: str | None = Field(None, description="device profile the budget is for (cpu-2t, cuda:0, ...)")
     batch: int | None = Field(DEFAULT_BATCH, ge=1, description="batch size the latency is measured at")

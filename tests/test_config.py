@@ -110,6 +110,10 @@ def _recipe(**recipe):
     (_recipe(prune={"steps": False}), "prune.steps: expected an integer between 1 and 50, got false (bool)"),
     (_recipe(distill={"train": {"epochs": True}}), "distill.train.epochs: expected an integer >= 1, got true (bool)"),
     ({"models": {"m": {"zoo": "cnn"}}, "seed": True}, "seed: expected an integer, got true (bool)"),
+    ({"models": {"m": {"zoo": "cnn"}}, "measure": {"latency": {"min_runs": True}}},
+     "measure.latency.min_runs: expected an integer >= 1, got true (bool)"),
+    ({"models": {"m": {"zoo": "cnn"}}, "budget": {"min_accuracy": True}},
+     "budget.min_accuracy: expected a number between 0 and 1, got true (bool)"),
 ])
 def test_nested_typos_and_wrong_types_are_errors(patch, expected):
     with pytest.raises(InvalidInput) as error:
