@@ -36,3 +36,20 @@ def test_many_small_steps_give_one_line_per_task_not_per_step(cnn_artifact, fash
     lines = log.getvalue().splitlines()
     assert len(lines) == 1 and re.match(LINE + r"epoch 1/1 11/11: train loss", lines[0]), lines
 
+
+
+def test_a_terminal_keeps_the_rich_bars():
+    import os
+    import pty
+
+    master, replica = pty.openpty()
+    try:
+        with open(replica, "w", closefd=False) as terminal, progress_bars(stream=terminal) as progress:
+            advance = progress("build + verify", 2)
+            advance("export(onnx)")
+            advance()
+        drawn = os.read(master, 1 << 16).decode()
+    finally:
+        os.close(master)
+        os.close(replica)
+    assert "━" in drawn and "2/2" in drawn and not re.search(LINE, drawn)
