@@ -112,12 +112,14 @@ def test_onnx_tools_leave_the_working_directory_empty(tmp_path, monkeypatch, cnn
     assert list(cwd.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["../outside.pt", "/etc/passwd", "link/model.pt"])
+@pytest.mark.parametrize("name", ["../outside.pt", "/etc/passwd", "link/model.pt", "bundle"])
 def test_manifest_file_names_cannot_leave_the_artifact(tmp_path, cnn_artifact, name):
     copy = tmp_path / "cnn"
     shutil.copytree(cnn_artifact.path, copy)
     (tmp_path / "outside.pt").write_bytes((copy / "model.pt").read_bytes())
     (copy / "link").symlink_to(tmp_path)
+    (copy / "bundle").mkdir()
+    (copy / "bundle" / "model.pt").symlink_to(tmp_path / "outside.pt")  # a model directory reaching out
     manifest = json.loads((copy / MANIFEST).read_text())
     manifest["model_file"] = name
     (copy / MANIFEST).write_text(json.dumps(manifest))

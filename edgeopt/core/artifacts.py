@@ -92,26 +92,23 @@ class Artifact(BaseModel):
 
     @property
     def size_bytes(self) -> int:
-        """Bytes of the deployable model (file or directory), excluding preprocessing files."""
-        target = self.model_path
-        if target.is_dir():
-            return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-        size = target.stat().st_size
+        """Bytes of the deployable model (file(s) or directory), excluding preprocessing files."""
+        files = [p for f in self.model_files() for p in (f.rglob("*") if f.is_dir() else [f]) if p.is_file()]
+        return sum(p.stat().st_size for p in files)
+
+    def model_file_names(self) -> list[str]:
         if self.format == Format.OPENVINO:  # weights live in the .bin beside the .xml
-            weights = target.with_suffix(".bin")
-            size += weights.stat().st_size if weights.exists() else 0
-        return size
+            return [self.model_file, str(Path(self.model_file).with_suffix(".bin"))]
+        return [self.model_file]
 
     def model_files(self) -> list[Path]:
-        target = self.model_path
-        if self.format == Format.OPENVINO:
-            return [target, target.with_suffix(".bin")]
-        return [target]
+        assert self.path is not None, "artifact has no directory"
+        return [self.path / name for name in self.model_file_names()]
 
     def file_names(self) -> list[str]:
         """Every name the manifest joins to the artifact directory: the model file and the preprocessing files."""
         named = [v for k, v in self.preprocess.items() if k.endswith(("_file", "_dir")) and isinstance(v, str)]
-        return [self.model_file, *self.preprocess.get("files", []), *named]
+        return [*self.model_file_names(), *self.preprocess.get("files", []), *named]
 
     def model_hash(self) -> str:
         """sha256 of the model file(s) alone: the checksum manifests had before the manifest was covered."""
@@ -222,10 +219,12 @@ def copy_preprocess_files(source: Artifact, destination: Path) -> None:
 
 def contained(directory: Path, name: str, manifest: Path) -> Path:
     """`directory / name`, refused when a manifest's file name would leave the artifact directory (an absolute
-    path, `..`, or a symlink pointing out): loading an artifact reads only its own files."""
+    path, `..`, or a symlink pointing out, also inside a named directory): loading reads only its own files."""
     root = Path(directory).resolve()
     target = (root / name).resolve()
-    if Path(name).is_absolute() or not target.is_relative_to(root) or target == root:
+    inside = target.rglob("*") if target.is_dir() else []
+    if Path(name).is_absolute() or target == root or not all(
+            p.resolve().is_relative_to(root) for p in (target, *inside)):
         raise CheckpointError(f"{manifest}: file name {name!r} points outside the artifact directory {root}; "
                               "a manifest may only name files inside it")
     return target
