@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeopt.core.errors import InvalidInput
 from edgeopt.core.paths import config_dir
+from edgeopt.core.strict import StrictModel
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -40,10 +41,9 @@ class RemoteTransport(BaseModel):
         return None
 
 
-class DeviceProfile(BaseModel):
+class DeviceProfile(StrictModel):
     """One measuring setup. `cores` pins the process to that many usable cores; `memory_mb` caps its peak RSS."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
     description: str = ""
     device: str = Field("cpu", description="cpu, or cuda:N")
