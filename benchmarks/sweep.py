@@ -44,11 +44,13 @@ class BenchConfig(BaseModel):
 def measurement_key(runtime: str, profile: DeviceProfile, config: BenchConfig) -> dict:
     """Everything besides the artifact that shapes a measurement: this host, the runtime's version, the
     profile's content and every measurement setting (batch sizes are per row, the timeout shapes nothing).
-    Its hash is part of every candidate id, `bench` and `run` alike, so a change re-measures."""
+    Its hash is part of every candidate id, `bench` and `run` alike, so a change re-measures. A remote
+    profile measures on its board (named in the profile) with the board's runtime, not this host's."""
     from edgeopt.core import environment
 
-    return {"host": environment.host_description(), "runtime": runtime,
-            "runtime_version": environment.runtime_version(runtime),
+    here = profile.remote is None
+    return {"host": environment.host_description() if here else None, "runtime": runtime,
+            "runtime_version": environment.runtime_version(runtime) if here else None,
             "profile": profile.model_dump(mode="json", exclude={"source", "description"}),
             "settings": config.model_dump(mode="json", exclude={"batch_sizes", "timeout_s", "resume"})}
 
