@@ -126,12 +126,6 @@ class Artifact(BaseModel):
                  sha256_json(self.model_dump(mode="json", exclude=UNHASHED))]
         return sha256_json(parts)
 
-    def factory(self) -> str | None:
-        """The user code loading this artifact runs (`package.module:function` and its path), or None."""
-        if self.format != Format.TORCH or self.arch.get("builder") != "factory":
-            return None
-        return factory_description(self.arch)
-
     def save(self) -> "Artifact":
         """Stamp versions and time, hash files and manifest, write artifact.json. Returns self."""
         assert self.path is not None, "set artifact.path before saving"
@@ -145,8 +139,8 @@ class Artifact(BaseModel):
     def load(cls, path: str | Path, verify: bool = True, trust_code: bool = False) -> "Artifact":
         """Read an artifact directory; with verify, fail loudly when its files or manifest do not match its hash.
 
-        `trust_code` is the user's consent to run the module factory the manifest may name (see `factory`);
-        without it, building the module refuses (UntrustedCode), like Hugging Face's `trust_remote_code`.
+        `trust_code` is the user's consent to run the module factory a torch artifact's `arch` may name; without
+        it, building the module refuses (UntrustedCode), like Hugging Face's `trust_remote_code`.
         """
         path = Path(path)
         if path.is_file() and path.name == MANIFEST:
@@ -176,7 +170,8 @@ class Artifact(BaseModel):
     def legacy(self) -> bool:
         """A manifest saved before the checksum covered it (model files only) still loads, unless it names
         code to run: then it must be saved again."""
-        return self.factory() is None and self.sha256 == self.model_hash()
+        names_code = self.format == Format.TORCH and self.arch.get("builder") == "factory"
+        return not names_code and self.sha256 == self.model_hash()
 
     def derive(self, path: Path, **changes: Any) -> "Artifact":
         """A child artifact in `path`: same description, parent set to this one, preprocessing files copied.
