@@ -3,10 +3,11 @@
 A build node is one step (source model, prune, distill, export, quantize) whose key hashes its parent's key,
 its own parameters and its build environment (its code, the library versions, a user's factory source), so a
 re-run reuses every artifact that did not change, changing one parameter rebuilds only what depends on it, and
-an upgrade or a code change rebuilds instead of reusing a stale artifact. Nodes are written to a staging directory and renamed into the cache when
-complete; a killed build leaves only a staging directory, which the next run discards. Measurements go
-to the results store one candidate per transaction; a re-run skips candidates the store already has, so a
-sweep killed at any point (even SIGKILL) resumes without redoing or losing finished candidates.
+an upgrade or a code change rebuilds instead of reusing a stale artifact. Nodes are written to a staging
+directory and renamed into the cache when complete; a killed build leaves only a staging directory, which the
+next run discards. Measurements go to the results store one candidate per transaction; a re-run skips
+candidates the store already has (same id: same build, host, runtime version and settings), so a sweep killed
+at any point (even SIGKILL) resumes without redoing or losing finished candidates.
 """
 from __future__ import annotations
 
@@ -148,7 +149,8 @@ def factory_digest(module: str, python_path: str | None) -> str:
     """sha256 of the file defining a user's module factory `package.module:function` (found without
     importing it: from python_path, then sys.path)."""
     relative = Path(*module.split(":")[0].split("."))
-    for root in [Path(python_path)] * bool(python_path) + [Path(p) for p in sys.path if p]:
+    roots = ([Path(python_path)] if python_path else []) + [Path(p) for p in sys.path if p]
+    for root in roots:
         for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
             if candidate.is_file():
                 return sha256_file(candidate)
@@ -562,7 +564,8 @@ def changed(old: dict[str, Any], new: dict[str, Any]) -> str:
         return "measured by an older edgeopt that did not record its key"
     before, after = _flatten(old), _flatten(new)
     differences = []
-    for path in sorted(set(before) | set(after), key=lambda p: (not p.startswith(("runtime_version", "build.lib")), p)):
+    first = ("runtime_version", "build.libraries")  # upgrades lead
+    for path in sorted(set(before) | set(after), key=lambda p: (not p.startswith(first), p)):
         if before.get(path) == after.get(path) or path == "node":
             continue
         values = f"{before.get(path)} -> {after.get(path)}"

@@ -28,7 +28,8 @@ def test_default_config_covers_families_techniques_and_runtimes():
 
 @pytest.mark.parametrize("patch,expected", [
     ({"modles": {}}, "modles: unknown key; allowed: output, seed, devices"),
-    ({"models": {"cnn": {"zoo": "vgg"}}}, "models.cnn.zoo: expected 'cnn', 'resnet', 'lstm' or 'bert', got 'vgg' (str)"),
+    ({"models": {"cnn": {"zoo": "vgg"}}},
+     "models.cnn.zoo: expected 'cnn', 'resnet', 'lstm' or 'bert', got 'vgg' (str)"),
     ({"models": {"cnn": {"zoo": "cnn", "recipes": [{"name": "x", "quantise": {}}]}}},
      "models.cnn.recipes.0.quantise: unknown key; allowed: name, prune, distill, quantize, precision, runtimes"),
     ({"models": {"cnn": {"zoo": "cnn", "recipes": [{"name": "x", "quantize": {"mode": "int4"},
@@ -106,7 +107,8 @@ def _recipe(**recipe):
      "models.m.recipes.0.distill.train.max_train_sample: unknown key; allowed: epochs,"),
     (_recipe(quantize={"calibraton": "minmax"}, runtimes=["onnxruntime"]),
      "models.m.recipes.0.quantize.calibraton: unknown key; allowed: mode, calibration"),
-    (_recipe(prune={"ratio": True}), "models.m.recipes.0.prune.ratio: expected a number between 0 and 1, got true (bool)"),
+    (_recipe(prune={"ratio": True}),
+     "models.m.recipes.0.prune.ratio: expected a number between 0 and 1, got true (bool)"),
     (_recipe(prune={"steps": False}), "prune.steps: expected an integer between 1 and 50, got false (bool)"),
     (_recipe(distill={"train": {"epochs": True}}), "distill.train.epochs: expected an integer >= 1, got true (bool)"),
     ({"models": {"m": {"zoo": "cnn"}}, "seed": True}, "seed: expected an integer, got true (bool)"),

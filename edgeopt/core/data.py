@@ -309,5 +309,5 @@ def _modified(spec: str) -> int:
     return path.stat().st_mtime_ns if path.exists() else 0
 
 
-__all__ = ["Dataset", "Split", "dataset_of", "load_dataset", "load_idx_dir", "load_image_folder", "load_rotten_tomatoes",
-           "load_text_csv", "read_idx", "FASHION_MNIST_CLASSES", "SENTIMENT_CLASSES"]
+__all__ = ["Dataset", "Split", "dataset_of", "load_dataset", "load_idx_dir", "load_image_folder",
+           "load_rotten_tomatoes", "load_text_csv", "read_idx", "FASHION_MNIST_CLASSES", "SENTIMENT_CLASSES"]
