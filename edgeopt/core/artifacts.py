@@ -225,18 +225,13 @@ def contained(directory: Path, name: str, manifest: Path) -> Path:
     return target
 
 
-def factory_description(arch: dict[str, Any]) -> str:
-    """`pkg.mod:fn (from /path)`: what building a module from `arch` would import and run."""
-    where = f" (importable from {arch['path']})" if arch.get("path") else ""
-    return f"{arch.get('factory')!r}{where}"
-
-
 def require_consent(arch: dict[str, Any], trust_code: bool, where: Any) -> None:
     """The one check before a module factory named in a manifest runs: the user must have opted in."""
     if arch.get("builder") == "factory" and not trust_code:
+        origin = f" (importable from {arch['path']})" if arch.get("path") else ""
         raise UntrustedCode(
-            f"{where}: loading this artifact runs the module factory {factory_description(arch)}; edgeopt runs "
-            "code an artifact names only with consent: pass --trust-code (Python: trust_code=True) if you "
+            f"{where}: loading this artifact runs the module factory {arch.get('factory')!r}{origin}; edgeopt "
+            "runs code an artifact names only with consent: pass --trust-code (Python: trust_code=True) if you "
             "trust it, or name the factory in your own config")
 
 
