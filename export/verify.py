@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 
 from edgeopt.core.artifacts import Artifact
+from edgeopt.core.data import dataset_of
 from edgeopt.core.errors import ParityError
 from edgeopt.core.progress import ProgressFactory
 from edgeopt.runtimes import DEFAULT_RUNTIME, RuntimeConfig, load_runtime
 
-from .specs import Tolerance, dataset_of, spec_for
+from .specs import Tolerance, spec_for
 
 CHUNK = 32  # agreement samples per batch
 PARITY_CONFIGS = {"openvino": {"precision_hint": "f32"}, "tensorrt": {"device": "cuda"}}

@@ -3,8 +3,13 @@ apart from clear disagreements, so a coin-toss sample cannot fail a good INT8 mo
 Uses the shipped LSTM, quantized dynamically to INT8 by ONNX Runtime."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
+from edgeopt.cli import app
 
 from edgeopt.core.artifacts import Artifact
 from edgeopt.core.errors import ParityError
@@ -70,3 +75,12 @@ def test_perturbed_weights_fail_naming_the_artifact(lstm_int8, lstm_onnx, tmp_pa
     assert str(tmp_path) not in str(error.value)  # named by artifact, never by a staging directory
     report = verify_parity(broken, lstm_onnx, raise_on_failure=False)
     assert not report["ok"] and report["clear_disagreements"] > 32
+
+
+def test_cli_json_carries_the_parity_report(lstm_onnx, tmp_path):
+    result = CliRunner().invoke(app, ["quantize", str(lstm_onnx.path), "--mode", "dynamic", "--eval-samples", "100",
+                                      "-o", str(tmp_path / "int8"), "--json"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    parity = json.loads(result.stdout)["parity"]
+    assert parity["ok"] and parity["samples"] == 128 and parity["thresholds"]["max_clear"] == 0.03
+    assert {"near_ties", "near_tie_flips", "clear_disagreements", "max_abs"} <= set(parity)
