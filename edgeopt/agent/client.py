@@ -14,14 +14,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+
 from edgeopt.benchmarks.isolation import WorkerOutcome
 from edgeopt.benchmarks.profiles import RemoteTransport
 from edgeopt.benchmarks.worker import WorkerRequest
 from edgeopt.core.artifacts import Artifact
 from edgeopt.core.errors import EdgeoptError, InvalidInput
+from edgeopt.core.hashing import sha256_file
 
 from .security import token_from_env
-from .store import describe_directory, file_sha256
+from .store import describe_directory
 
 SLACK_S = 120  # beyond a measurement's own timeout: upload of the result, the worker's start
 
@@ -89,7 +92,7 @@ class AgentClient:
         return sha
 
     def put_inputs(self, path: Path) -> str:
-        sha = file_sha256(path)
+        sha = sha256_file(path)
         if self.call("GET", f"/inputs/{sha}", missing_ok=True) is None:
             with open(path, "rb") as handle:
                 self.call("PUT", f"/inputs/{sha}", handle, "application/x-npz", length=path.stat().st_size,
@@ -110,7 +113,7 @@ class AgentClient:
         return self.call("POST", "/deploy", json.dumps({"artifact": sha, "runtime": runtime}).encode(), timeout_s=600)
 
     def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        body = json.dumps({"inputs": {k: getattr(v, "tolist", lambda v=v: v)() for k, v in inputs.items()}})
+        body = json.dumps({"inputs": {name: np.asarray(value).tolist() for name, value in inputs.items()}})
         return self.call("POST", "/predict", body.encode())
 
     def metrics(self) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
             raise HTTPException(404, f"no artifact {job.artifact[:12]}… here: upload it first")
         if not store.inputs_path(job.inputs).exists():
             raise HTTPException(404, f"no inputs {job.inputs[:12]}… here: upload them first")
-        cores, warnings = profile.pinned_cores()
+        cores, notes = profile.pinned_cores()
         try:
             request = WorkerRequest.model_validate({
                 **job.request, "artifact": str(store.artifact_dir(job.artifact)),
@@ -180,7 +181,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
         with measuring:  # one at a time: measurements must not disturb each other
             outcome = run_isolated(request, min(job.timeout_s, limits.measure_timeout_s))
         metrics.measurements.labels(status="failed" if outcome.error else "ok").inc()
-        return {"outcome": asdict(outcome), "warnings": warnings,
+        return {"outcome": asdict(outcome), "warnings": notes,
                 "provenance": {**settings.provenance, "threads": profile.threads, "cores": cores,
                                "agent_profile": profile.model_dump(),
                                "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}}
@@ -225,6 +226,9 @@ def create_app(settings: AgentSettings) -> FastAPI:
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     saved = settings.store / DEPLOYED
-    if saved.exists():  # the model deployed before a restart comes back
-        deploy_artifact(DeployRequest.model_validate_json(saved.read_text()))
+    if saved.exists():  # the model deployed before a restart comes back; a broken one leaves /predict empty
+        try:
+            deploy_artifact(DeployRequest.model_validate_json(saved.read_text()))
+        except (EdgeoptError, HTTPException, ValidationError) as error:
+            warnings.warn(f"the model deployed before the restart did not load again: {error}", stacklevel=1)
     return app

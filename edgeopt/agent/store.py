@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeopt.core.artifacts import MANIFEST, Artifact, contained
 from edgeopt.core.errors import EdgeoptError, InvalidInput
+from edgeopt.core.hashing import sha256_file
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 NAME_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$")
 MAX_DEPTH, MAX_FILES = 8, 10_000
-CHUNK = 1 << 20
 PLAN = ".upload.json"
 # What a board runs: the runtimes that need neither torch nor code an artifact names.
 AGENT_RUNTIMES = ("onnxruntime", "openvino")
@@ -59,17 +59,9 @@ def check_name(name: str) -> str:
     return "/".join(parts)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def describe_directory(directory: Path) -> UploadPlan:
     """The host side of an upload: the manifest and every file below the artifact directory."""
-    files = [FileEntry(name=p.relative_to(directory).as_posix(), size=p.stat().st_size, sha256=file_sha256(p))
+    files = [FileEntry(name=p.relative_to(directory).as_posix(), size=p.stat().st_size, sha256=sha256_file(p))
              for p in sorted(directory.rglob("*")) if p.is_file()]
     return UploadPlan(manifest=(directory / MANIFEST).read_text(), files=files)
 
