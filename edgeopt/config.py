@@ -23,11 +23,12 @@ from edgeopt.optimize.quantize import QuantizeConfig
 from edgeopt.recommend import Budget
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
-RuntimeName = Literal["torch", "onnxruntime", "openvino", "tensorrt"]
+RuntimeName = Literal["torch", "onnxruntime", "openvino", "tensorrt", "executorch", "litert"]
 ZooName = Literal["cnn", "resnet", "lstm", "bert"]
 # The format each runtime executes; a recipe's runtimes decide which exports are built.
 RUNTIME_FORMAT: dict[str, Format] = {"torch": Format.TORCH, "onnxruntime": Format.ONNX,
-                                     "openvino": Format.OPENVINO, "tensorrt": Format.TENSORRT}
+                                     "openvino": Format.OPENVINO, "tensorrt": Format.TENSORRT,
+                                     "executorch": Format.EXECUTORCH, "litert": Format.LITERT}
 MODULE_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -38,8 +39,9 @@ class RecipeConfig(StrictModel):
     prune: PruneConfig | None = Field(None, description="structured pruning (torch-pruning) with short recovery")
     distill: DistillConfig | None = Field(None, description="knowledge distillation into a smaller student")
     quantize: QuantizeConfig | None = Field(None, description="post-training quantization of the exported model")
-    precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="export precision (fp16 halves weights; "
-                                                       "bf16: OpenVINO computes in bf16, where the CPU has it)")
+    precision: Literal["fp32", "fp16", "bf16", "int8"] = Field(
+        "fp32", description="export precision (fp16 halves weights; bf16: OpenVINO computes in bf16, where the "
+                            "CPU has it; int8: executorch and litert quantize while exporting)")
     runtimes: list[RuntimeName] = Field(default_factory=lambda: ["torch", "onnxruntime", "openvino"],
                                         min_length=1, description="runtimes to measure this recipe on; each "
                                         "implies its format (torch, onnx, openvino IR, tensorrt engine)")
@@ -53,6 +55,9 @@ class RecipeConfig(StrictModel):
         if self.quantize is not None and "tensorrt" in self.runtimes:
             raise ValueError(f"recipe {self.name!r}: TensorRT builds its own INT8 engines; remove tensorrt from "
                              "the runtimes of a quantize recipe")
+        if self.quantize is not None and {"executorch", "litert"} & set(self.runtimes):
+            raise ValueError(f"recipe {self.name!r}: ExecuTorch and LiteRT quantize while exporting; use precision: "
+                             "int8 instead of quantize for them")
         if len(set(self.runtimes)) != len(self.runtimes):
             raise ValueError(f"recipe {self.name!r}: runtimes listed twice ({self.runtimes})")
         return self

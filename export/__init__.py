@@ -15,6 +15,7 @@ from edgeopt.core.errors import InvalidInput, ParityError
 from edgeopt.core.progress import ProgressFactory
 
 from .base import Exporter
+from .executorch import ExecuTorchExportConfig, ExecuTorchExporter
 from .onnx import OnnxExportConfig, OnnxExporter
 from .openvino import OpenVINOExportConfig, OpenVINOExporter
 from .specs import SPECS, ExportSpec, Tolerance, spec_for
@@ -25,6 +26,7 @@ EXPORTERS: dict[str, Exporter] = {
     "onnx": OnnxExporter(),
     "openvino": OpenVINOExporter(),
     "tensorrt": TensorRTExporter(),
+    "executorch": ExecuTorchExporter(),
 }
 
 
@@ -82,5 +84,5 @@ def export_artifact(artifact: Artifact | str | Path, fmt: str, out_dir: str | Pa
     return child
 
 
-__all__ = ["EXPORTERS", "ExportSpec", "Exporter", "OnnxExportConfig", "OpenVINOExportConfig", "SPECS",
-           "TensorRTExportConfig", "Tolerance", "export_artifact", "spec_for", "verify_parity"]
+__all__ = ["EXPORTERS", "ExecuTorchExportConfig", "ExportSpec", "Exporter", "OnnxExportConfig",
+           "OpenVINOExportConfig", "SPECS", "TensorRTExportConfig", "Tolerance", "export_artifact", "spec_for", "verify_parity"]

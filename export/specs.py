@@ -59,6 +59,9 @@ class ExportSpec:
     output_name: str = "logits"
     opset: int = 18
     onnx_exporter: str = "dynamo"   # the default torch.onnx exporter for the family (see LSTM below)
+    # torch.export specialises the sequence length (nn.LSTM): ExecuTorch and LiteRT trace it at its upper bound
+    # and their runtimes right-pad shorter inputs with `pad_values`
+    static_sequence: bool = False
     tolerances: dict[Precision, Tolerance] = field(default_factory=lambda: {
         Precision.FP32: FP32, Precision.FP16: FP16, Precision.BF16: FP16, Precision.INT8: INT8})
     parity_batch_sizes: tuple[int, ...] = (1, 7)   # the dynamic batch axis, checked case by case
@@ -116,7 +119,7 @@ SPECS: dict[Family, ExportSpec] = {
         pad_values={"input_ids": 0}, parity_seq_lengths=(5, 128), example_seq_length=16,
         # torch.export specialises nn.LSTM's sequence length to the traced one (torch 2.13); the TorchScript
         # exporter keeps it dynamic and its graph is quantized by ORT without pre-processing
-        onnx_exporter="torchscript"),
+        onnx_exporter="torchscript", static_sequence=True),
     Family.BERT: ExportSpec(
         family=Family.BERT, input_names=("input_ids", "attention_mask"),
         dynamic_axes={"input_ids": TEXT_AXES, "attention_mask": TEXT_AXES, "logits": {0: "batch"}},

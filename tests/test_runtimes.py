@@ -12,7 +12,7 @@ from edgeopt.runtimes import (RUNTIMES, RuntimeConfig, available_runtimes, load_
 
 # the artifact format each runtime is tested on
 RUNTIME_FORMAT = {"torch": Format.TORCH, "onnxruntime": Format.ONNX, "openvino": Format.OPENVINO,
-                  "tensorrt": Format.TENSORRT}
+                  "tensorrt": Format.TENSORRT, "executorch": Format.EXECUTORCH}
 FAMILIES = ("cnn", "lstm")
 
 
@@ -52,7 +52,7 @@ def real_inputs(artifact, batch: int, seq: int | None = None):
 
 
 def test_registry_lists_every_backend():
-    assert set(RUNTIMES) == {"torch", "onnxruntime", "openvino", "tensorrt"}
+    assert set(RUNTIMES) == {"torch", "onnxruntime", "openvino", "tensorrt", "executorch"}
     assert {"torch", "onnxruntime", "openvino"} <= set(available_runtimes())
     assert runtimes_for_format("onnx") == ["onnxruntime", "openvino"]
     assert runtimes_for_format(Format.TORCH) == ["torch"]
