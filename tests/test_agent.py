@@ -152,6 +152,8 @@ def test_upload_rejects_tampered_truncated_and_escaping_names(agent, onnx_cnn, t
         begin(manifest=json.dumps(edited))
     assert not list(agent.root.rglob("escape.txt"))
 
+    with pytest.raises(AgentError, match="413"):  # bodies are limited before they are parsed
+        client.call("POST", f"/artifacts/{sha}", b" " * (2 * 2**20))
     assert begin()["missing"] == ["model.onnx"]  # resumable: the manifest is kept, only the model is missing
     client.call("PUT", f"/artifacts/{sha}/files/model.onnx", model, "application/octet-stream")
     assert client.call("POST", f"/artifacts/{sha}/commit")["sha256"] == sha
@@ -303,3 +305,34 @@ def test_inputs_are_stored_by_hash(agent, tmp_path):
     assert sha == hashlib.sha256(data.read_bytes()).hexdigest()
     with pytest.raises(AgentError, match="does not match"):
         client.call("PUT", "/inputs/" + "1" * 64, data.read_bytes(), "application/x-npz")
+
+
+def test_tls(onnx_cnn, tmp_path):
+    """--tls-cert/--tls-key serve https; the host checks the agent against the CA file it was given."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    port = free_port()
+    (tmp_path / "token").write_text(TOKEN)
+    (tmp_path / "token").chmod(0o600)
+    proc = subprocess.Popen([EDGEOPT, "agent", "serve", "--port", str(port), "--token-file", str(tmp_path / "token"),
+                             "--store", str(tmp_path / "store"), "--tls-cert", str(cert), "--tls-key", str(key)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        client = AgentClient(f"https://127.0.0.1:{port}", TOKEN, ca_file=str(cert))
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                assert client.info()["profile"]["name"] == "cpu"
+                break
+            except AgentError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.5)
+        with pytest.raises(AgentError, match="unreachable"):  # an https agent does not answer plain http
+            AgentClient(f"http://127.0.0.1:{port}", TOKEN).info()
+        with pytest.raises(AgentError, match="CERTIFICATE_VERIFY_FAILED"):  # nor a host that does not trust it
+            AgentClient(f"https://127.0.0.1:{port}", TOKEN).info()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
