@@ -79,7 +79,8 @@ class ModelConfig(StrictModel):
     family: Family | None = Field(None, description="cnn (pixel_values), lstm (input_ids) or bert (input_ids + "
                                                     "attention_mask); implied for zoo and huggingface")
     dataset: str | None = Field(None, description="fashion-mnist, rotten-tomatoes, or a path: IDX directory, "
-                                                  "image folder, CSV (text,label); default: the zoo model's")
+                                                  "image folder, CSV (text,label); for your own model (a zoo "
+                                                  "model always uses its own)")
     image_mean: float | None = Field(None, description="your cnn: input normalisation mean on 0..1 pixels "
                                                        "(default: measured on the train split)")
     image_std: float | None = Field(None, gt=0, description="your cnn: normalisation std (default: measured)")
