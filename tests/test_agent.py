@@ -211,15 +211,21 @@ def test_bench_through_the_agent_matches_the_same_profile_locally(agent, onnx_cn
     assert not agent.maps_torch()
 
 
-def test_predict_and_metrics_count_what_was_sent(agent, onnx_cnn, fashion):
+def test_predict_and_metrics_count_what_was_sent(agent, onnx_cnn, fashion, monkeypatch, tmp_path):
     from prometheus_client.parser import text_string_to_metric_families
+    from typer.testing import CliRunner
 
+    from edgeopt.cli import app
     from edgeopt.core.preprocess import load_preprocessor
     from edgeopt.runtimes import load_runtime
 
-    client = agent.client()
-    deployed = client.deploy(onnx_cnn.path)
+    add_device("served", agent, monkeypatch, tmp_path)
+    result = CliRunner().invoke(app, ["deploy", str(onnx_cnn.path), "--device", "served", "--json"])
+    assert result.exit_code == 0, result.output
+    deployed = json.loads(result.stdout)
     assert deployed["version"] == onnx_cnn.sha256[:12] and deployed["runtime"] == "onnxruntime"
+    assert deployed["predict"] == agent.url + "/predict"
+    client = agent.client()
     pixels = load_preprocessor(onnx_cnn.path, onnx_cnn.preprocess)(fashion.test.inputs[:8])["pixel_values"]
     with load_runtime(onnx_cnn) as session:
         expected = session.run({"pixel_values": pixels}).argmax(axis=1).tolist()
