@@ -26,7 +26,7 @@ from edgeopt.core.hashing import sha256_file
 from .security import token_from_env
 from .store import describe_directory
 
-SLACK_S = 120  # beyond a measurement's own timeout: upload of the result, the worker's start
+SLACK_S = 120  # beyond a measurement's own timeout: the worker's start, the reply
 
 
 class AgentError(EdgeoptError):
@@ -36,7 +36,10 @@ class AgentError(EdgeoptError):
 class AgentClient:
     def __init__(self, url: str, token: str | None = None, ca_file: str | None = None, timeout_s: float = 60):
         self.url, self.token, self.timeout_s = url.rstrip("/"), token, timeout_s
-        self.context = ssl.create_default_context(cafile=ca_file) if url.startswith("https") else None
+        context = ssl.create_default_context(cafile=ca_file) if url.startswith("https") else None
+        # straight to the board: no proxy from the environment ever sees the token
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                                  urllib.request.HTTPSHandler(context=context))
 
     @classmethod
     def of(cls, remote: RemoteTransport) -> "AgentClient":
@@ -55,7 +58,7 @@ class AgentClient:
             headers["Content-Length"] = str(length)
         request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s or self.timeout_s, context=self.context) as reply:
+            with self.opener.open(request, timeout=timeout_s or self.timeout_s) as reply:
                 data = reply.read()
                 kind = reply.headers.get("content-type", "")
         except urllib.error.HTTPError as error:
