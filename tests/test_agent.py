@@ -342,3 +342,25 @@ def test_tls(onnx_cnn, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_a_run_config_plans_a_remote_device_with_the_runtimes_of_its_board(monkeypatch, tmp_path):
+    """`devices: [board]` in a run config: candidates for what the board's agent runs, a note for the rest."""
+    import yaml
+
+    from edgeopt.config import load_config
+    from edgeopt.pipeline import make_plan
+
+    monkeypatch.setenv("EDGEOPT_CONFIG", str(tmp_path / "config"))
+    (tmp_path / "config" / "profiles").mkdir(parents=True)
+    (tmp_path / "config" / "profiles" / "board.yaml").write_text(yaml.safe_dump({
+        "name": "board", "remote": {"url": "http://127.0.0.1:9", "token_env": "BOARD_TOKEN",
+                                    "board": {"runtimes": {"onnxruntime": "1.32.0", "openvino": "2026.4.1"}}}}))
+    config = load_config({"output": str(tmp_path / "out"), "devices": ["board", "cpu-1t"], "batch_sizes": [1],
+                          "models": {"cnn": {"zoo": "cnn", "recipes": [
+                              {"name": "fp32", "runtimes": ["torch", "onnxruntime", "openvino"]}]}}})
+    plan = make_plan(config)
+    assert sorted((c.runtime, c.device) for c in plan.candidates) == [
+        ("onnxruntime", "board"), ("onnxruntime", "cpu-1t"), ("openvino", "board"), ("openvino", "cpu-1t"),
+        ("torch", "cpu-1t")]
+    assert any("torch on board" in note and "127.0.0.1:9" in note for note in plan.notes)
