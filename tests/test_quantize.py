@@ -74,7 +74,9 @@ def test_ort_dynamic_bert_reports_attention_matmuls_left_in_float(bert_artifact,
     from edgeopt.export import export_artifact
 
     onnx_artifact = export_artifact(bert_artifact, "onnx", tmp_path / "onnx")
-    child = quantize(onnx_artifact, QuantizeConfig(mode="dynamic", eval_samples=64), tmp_path / "int8")
+    # the fixture's fresh head gives logits within ~0.02 of each other (no decision to keep), so INT8 noise flips
+    # clear calls relative to that scale and parity rightly fails: this test is about the op report
+    child = quantize(onnx_artifact, QuantizeConfig(mode="dynamic", eval_samples=64, verify=False), tmp_path / "int8")
     report = child.metrics["quantization"]
     assert report["quantized_ops"]["MatMulInteger"] >= 36  # q, k, v, out, ffn x2 in 6 layers
     assert report["float_ops"].get("MatMul", 0) == 12  # activation x activation: QK^T and AV per layer
