@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 import shutil
 from pathlib import Path, PurePosixPath
 
@@ -201,7 +202,8 @@ class Incoming:
     def __init__(self, target: Path, entry: FileEntry):
         self.target, self.entry = target, entry
         target.parent.mkdir(parents=True, exist_ok=True)
-        self.partial = target.with_name(f".incoming-{target.name}")  # never a valid name: no clash
+        # hidden, so never a declared name; random, so two senders of the same file do not mix their bytes
+        self.partial = target.with_name(f".incoming-{secrets.token_hex(4)}-{target.name}")
         self.handle = open(self.partial, "wb")
         self.digest, self.size = hashlib.sha256(), 0
 
