@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from edgeopt.core.errors import InvalidInput
 from edgeopt.core.paths import config_dir
@@ -22,10 +22,9 @@ from edgeopt.core.strict import StrictModel
 BUNDLED_DIR = Path(__file__).resolve().parent / "profiles"
 
 
-class RemoteTransport(BaseModel):
+class RemoteTransport(StrictModel):
     """A board reached through its device agent (`edgeopt agent serve`); written by `edgeopt devices add`."""
 
-    model_config = ConfigDict(extra="forbid")
     url: str = Field(pattern=r"^https?://", description="the agent's address, e.g. http://pi.local:8765")
     token_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                            description="the environment variable that holds the agent's bearer token")
