@@ -5,7 +5,8 @@
 Starts `edgeopt agent serve` on a free loopback port with a fresh token, deploys the artifact, then times:
 the bare runtime in this process (the same session.run the agent calls, one thread and N threads), and
 /predict with N client threads, each on its own keep-alive connection, sending real test-split samples as
-JSON. Prints throughput and p50/p99 latency side by side, and checks that /metrics counted every request.
+JSON, and /health (the HTTP stack alone, no model). Prints throughput and p50/p99 latency side by side, and
+checks that /metrics counted every /predict request.
 A benchmark, not a test: the loops are bounded by --requests and stop on their own.
 """
 from __future__ import annotations
@@ -108,20 +109,23 @@ def main(argv: list[str] | None = None) -> None:
             def bare():
                 return lambda: session.run(inputs)
 
-            def over_http():
-                connection = http.client.HTTPConnection(host, int(port), timeout=60)
-                headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            def over_http(method: str, path: str, payload: bytes | None):
+                def connect():
+                    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+                    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
-                def send():
-                    connection.request("POST", "/predict", body, headers)
-                    reply = connection.getresponse()
-                    reply.read()
-                    assert reply.status == 200, reply.status
-                return send
+                    def send():
+                        connection.request(method, path, payload, headers)
+                        reply = connection.getresponse()
+                        reply.read()
+                        assert reply.status == 200, reply.status
+                    return send
+                return connect
 
             sent = 0
             for threads in [int(c) for c in args.concurrency.split(",")]:
-                for name, call in (("bare runtime", bare), ("/predict", over_http)):
+                for name, call in (("bare runtime", bare), ("/predict", over_http("POST", "/predict", body)),
+                                   ("/health (HTTP)", over_http("GET", "/health", None))):
                     timed_calls(call, min(50, args.requests), threads)  # warm-up
                     latencies, wall = timed_calls(call, args.requests, threads)
                     if name == "/predict":
@@ -135,9 +139,9 @@ def main(argv: list[str] | None = None) -> None:
             proc.wait()
     print(f"{artifact.name} ({artifact.format}, {artifact.precision}), batch {args.batch}, {args.requests} "
           f"requests per row, agent on loopback ({os.cpu_count()} CPUs shared by client and server)")
-    print(f"{'':14} {'threads':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'':15} {'threads':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for name, threads, rate, p50, p99 in rows:
-        print(f"{name:14} {threads:>7} {rate:>9.0f} {p50:>8.3f} {p99:>8.3f}")
+        print(f"{name:15} {threads:>7} {rate:>9.0f} {p50:>8.3f} {p99:>8.3f}")
     print(f"/metrics counted {counted:.0f} /predict requests; sent {sent}: {'match' if counted == sent else 'MISMATCH'}")
 
 
