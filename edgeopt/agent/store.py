@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,13 +51,13 @@ def check_sha(sha: str) -> str:
 
 
 def check_name(name: str) -> str:
-    """A relative POSIX name of plain parts; `..`, absolute paths, backslashes and hidden names are refused."""
-    parts = PurePosixPath(name).parts
-    if not parts or len(parts) > MAX_DEPTH or "\\" in name or name.startswith("/") \
-            or not all(NAME_PART.match(part) for part in parts):
+    """A relative POSIX name of plain parts, written the one normal way; `..`, `.`, absolute paths,
+    backslashes, empty parts and hidden names are refused."""
+    parts = name.split("/")
+    if len(parts) > MAX_DEPTH or not all(NAME_PART.match(part) for part in parts):
         raise InvalidInput(f"file name {name[:200]!r} is not allowed: relative names of letters, digits and "
                            "._+- only, no '..', no leading '/' or '.'")
-    return "/".join(parts)
+    return name
 
 
 def describe_directory(directory: Path) -> UploadPlan:
