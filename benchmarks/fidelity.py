@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{core}): " + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()))
     print("ratio = edgeopt median / reference median (median over rounds); best = fastest round / fastest round; "
           "ran = the precision edgeopt's run computed in; % peak against that precision's peak (int8: fp32's)")
-    print(f"{'artifact':<22}{'ran':<22}{'batch':>5} {'reference':<15}{'edgeopt ms':>11}{'ref ms':>10}{'ratio':>7}"
+    print(f"{'artifact':<26}{'ran':<22}{'batch':>5} {'reference':<15}{'edgeopt ms':>11}{'ref ms':>10}{'ratio':>7}"
           f"{'best':>7}{'GFLOP/s':>9}{'% peak':>8}  rounds (edgeopt/ref)")
     scratch = Path(tempfile.mkdtemp(prefix="edgeopt-fidelity-"))
     for path in args.artifacts:
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds = " ".join(f"{a:.3f}/{b:.3f}" for a, b in zip(ours, theirs)) if theirs else \
                 " ".join(f"{a:.3f}" for a in ours)
             best = min(ours) / min(theirs) if theirs else float("nan")
-            print(f"{artifact.name + ' ' + str(artifact.format):<22}{ran:<22}{batch:>5} {reference:<15}{mine:>11.3f}"
+            print(f"{artifact.name + ' ' + str(artifact.format):<26}{ran:<22}{batch:>5} {reference:<15}{mine:>11.3f}"
                   f"{ref:>10.3f}{mine / ref:>7.3f}{best:>7.3f}{gflops:>9.2f}{100 * gflops / peak:>7.1f}%"
                   f"  {rounds}  [{shapes}]", flush=True)
     return 0

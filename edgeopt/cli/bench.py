@@ -51,8 +51,9 @@ def bench(
                                 "results.db (created if missing), where recommend, report and gate look."),
     samples: int = typer.Option(2000, "--samples", min=0, help="Seeded test-split subset for accuracy and fidelity; "
                                 "0 = the whole split."),
-    min_runs: int = typer.Option(30, "--min-runs", min=1, help="Measured runs: at least this many ..."),
-    min_time: float = typer.Option(1.5, "--min-time", min=0, help="... and at least this many seconds."),
+    min_runs: int = typer.Option(30, "--min-runs", min=1, help="Measured runs per round: at least this many ..."),
+    min_time: float = typer.Option(0.5, "--min-time", min=0, help="... and at least this many seconds (each of "
+                                   "3 rounds in a fresh process; then until the median's CI is within 2%)."),
     warmup: int = typer.Option(5, "--warmup", min=0, help="Warm-up runs before timing."),
     timeout: float = typer.Option(900, "--timeout", min=1, help="Seconds per candidate before it is killed "
                                   "and recorded as failed."),
@@ -70,7 +71,7 @@ def bench(
     hang or out-of-memory is stored as that candidate's failure. Results go to --output's results.db; re-running
     skips what is already measured. Emulated edge profiles are labelled as such.
     """
-    from edgeopt.benchmarks import BenchConfig, LatencyConfig
+    from edgeopt.benchmarks import NOISY_EXPLANATION, BenchConfig, LatencyConfig
     from edgeopt.benchmarks import bench as run_bench
     from edgeopt.core.progress import progress_bars
     from edgeopt.pipeline import RESULTS_DB
@@ -107,7 +108,7 @@ def bench(
                           "ok" if s["status"] == "ok" else f"[red]failed[/]: {s['error']}")
         console.print(table)
         if any(m["summary"]["noisy"] for m in data):
-            console.print("[yellow]! noisy timing (cv above 10%): the machine was busy; re-run for firm numbers[/]")
+            console.print(f"[yellow]! {NOISY_EXPLANATION}[/]")
 
     emit([{"summary": m.summary(), "measurement": m.model_dump(mode="json")} for m in rows], as_json, render)
 
