@@ -36,7 +36,8 @@ def test_default_config_covers_families_techniques_and_runtimes():
                                                     "runtimes": ["onnxruntime"]}]}}},
      "models.cnn.recipes.0.quantize.mode: expected 'dynamic', 'static', 'fp16' or 'accuracy_control', got 'int4'"),
     ({"models": {"cnn": {"zoo": "cnn", "recipes": [{"name": "x", "runtimes": ["tflite"]}]}}},
-     "models.cnn.recipes.0.runtimes.0: expected 'torch', 'onnxruntime', 'openvino' or 'tensorrt', got 'tflite'"),
+     "models.cnn.recipes.0.runtimes.0: expected 'torch', 'onnxruntime', 'openvino', 'tensorrt', 'executorch' or "
+     "'litert', got 'tflite' (str)"),
     ({"models": {"cnn": {"zoo": "cnn"}}, "batch_sizes": ["eight"]},
      "batch_sizes.0: expected a valid integer, got 'eight' (str)"),
     ({"models": {"cnn": {"zoo": "cnn"}}, "batch_sizes": [0]}, "batch sizes must be >= 1"),
