@@ -97,6 +97,7 @@ class Candidate:
     eval_samples: int | None
     node: Node
     key: dict[str, Any] = field(default_factory=dict, compare=False)  # what the id's hash is a hash of
+    bench: Any = field(default=None, compare=False)  # the BenchConfig it is measured with (hashed into key)
 
 
 @dataclass
@@ -280,14 +281,15 @@ def make_plan(config: Config) -> Plan:
                             notes.append(note)
                         continue
                     samples = model.eval_samples or config.measure.eval_samples
-                    bench = BenchConfig(latency=config.measure.latency, accuracy_samples=samples, seed=config.seed)
+                    bench = BenchConfig(latency=config.measure.latency, accuracy_samples=samples, seed=config.seed,
+                                        timeout_s=config.measure.timeout_s)
                     key = {"node": node.key, "build": node.environment,
                            **measurement_key(runtime, profile, bench)}
                     candidates.append(Candidate(
                         id=candidate_id(name, recipe.name, runtime, device, sha256_json(key)), model=name,
                         recipe=recipe.name, runtime=runtime, device=device,
                         batch_sizes=tuple(model.batch_sizes or config.batch_sizes), eval_samples=samples,
-                        node=node, key=key))
+                        node=node, key=key, bench=bench))
     # ancestors first, so an FP32 parent's predictions are at hand for its children's fidelity
     candidates.sort(key=lambda c: len(c.node.chain()))
     return Plan(candidates, notes)
@@ -630,7 +632,6 @@ def run_sweep(config: Config, jobs: int = 1, progress: Callable | None = None,
         host = provenance()
         lineage = Lineage.around(list(built.values()))
         predictions: dict = {}  # FP32 parents' predictions, reused for their children's fidelity
-        base = BenchConfig(latency=config.measure.latency, seed=config.seed, timeout_s=config.measure.timeout_s)
         with tempfile.TemporaryDirectory(prefix="edgeopt-inputs-") as tmp:
             inputs: dict[str, Path] = {}
 
@@ -646,7 +647,7 @@ def run_sweep(config: Config, jobs: int = 1, progress: Callable | None = None,
                 if artifact is None:
                     rows = failed_measurements(candidate, batches, errors.get(candidate.node.key, "not built"), None)
                 else:
-                    bench = base.model_copy(update={"batch_sizes": batches, "accuracy_samples": candidate.eval_samples})
+                    bench = candidate.bench.model_copy(update={"batch_sizes": batches})
                     try:
                         measured = measure_candidate(
                             BenchCandidate(artifact, candidate.runtime, get_profile(candidate.device)), bench,
