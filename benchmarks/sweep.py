@@ -274,7 +274,7 @@ def measure_candidate(candidate: Candidate, config: BenchConfig, inputs_for, lin
                                     threads=profile.threads, cores=cores, memory_mb=profile.memory_mb,
                                     inputs=str(input_file), batch_sizes=config.batch_sizes, accuracy=index == 0,
                                     latency=config.latency, trust_code=artifact.trust_code, result="")
-            budget = timeout_s - sum(o.seconds for o in outcomes)
+            budget = max(1.0, timeout_s - sum(o.seconds for o in outcomes))  # later rounds share what is left
             if profile.remote is None:
                 outcomes.append(run_isolated(request, budget))
             else:  # a board's device agent runs the same worker; the rows carry the board's provenance
