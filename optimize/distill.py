@@ -58,7 +58,7 @@ class DistillConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_seed(self) -> "DistillConfig":
-        if "seed" in self.train.model_fields_set:
+        if "seed" in self.train.changed_fields():
             raise ValueError("train.seed: the step's seed seeds its training; set distill's seed (or the "
                              "top-level seed) instead")
         return self

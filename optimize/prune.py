@@ -52,9 +52,9 @@ class PruneConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> "PruneConfig":
-        if self.target_macs is not None and "ratio" in self.model_fields_set:
+        if self.target_macs is not None and "ratio" in self.changed_fields():
             raise ValueError("give either ratio or target_macs, not both")
-        if self.finetune is not None and "seed" in self.finetune.model_fields_set:
+        if self.finetune is not None and "seed" in self.finetune.changed_fields():
             raise ValueError("finetune.seed: the step's seed seeds its training; set prune's seed (or the "
                              "top-level seed) instead")
         return self
@@ -63,13 +63,13 @@ class PruneConfig(StrictModel):
         """Options only channel pruning (CNN) or head pruning (BERT) implements are errors elsewhere, never
         silently ignored."""
         family = Family(family)
-        given = self.model_fields_set
+        changed = self.changed_fields()
         unsupported = {
             "target_macs": family != Family.CNN and self.target_macs is not None,
             "criterion": family != Family.CNN and self.criterion != "magnitude",
             "global_pruning": family != Family.CNN and self.global_pruning,
-            "taylor_batches": family != Family.CNN and "taylor_batches" in given,
-            "head_ratio": family != Family.BERT and "head_ratio" in given,
+            "taylor_batches": family != Family.CNN and "taylor_batches" in changed,
+            "head_ratio": family != Family.BERT and "head_ratio" in changed,
         }
         bad = [name for name, wrong in unsupported.items() if wrong]
         if bad:

@@ -16,6 +16,12 @@ from pydantic_core import PydanticCustomError
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    def changed_fields(self) -> set[str]:
+        """Fields whose value differs from the default: what a user chose. Unlike model_fields_set, it survives
+        a model_dump -> model_validate round trip (a build node's parameters have every field set)."""
+        return {name for name, info in type(self).model_fields.items()
+                if not info.is_required() and getattr(self, name) != info.get_default(call_default_factory=True)}
+
     @field_validator("*", mode="before")
     @classmethod
     def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
