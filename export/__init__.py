@@ -16,6 +16,7 @@ from edgeopt.core.progress import ProgressFactory
 
 from .base import Exporter
 from .executorch import ExecuTorchExportConfig, ExecuTorchExporter
+from .litert import LiteRTExportConfig, LiteRTExporter
 from .onnx import OnnxExportConfig, OnnxExporter
 from .openvino import OpenVINOExportConfig, OpenVINOExporter
 from .specs import SPECS, ExportSpec, Tolerance, spec_for
@@ -27,6 +28,7 @@ EXPORTERS: dict[str, Exporter] = {
     "openvino": OpenVINOExporter(),
     "tensorrt": TensorRTExporter(),
     "executorch": ExecuTorchExporter(),
+    "litert": LiteRTExporter(),
 }
 
 
@@ -84,5 +86,5 @@ def export_artifact(artifact: Artifact | str | Path, fmt: str, out_dir: str | Pa
     return child
 
 
-__all__ = ["EXPORTERS", "ExecuTorchExportConfig", "ExportSpec", "Exporter", "OnnxExportConfig",
-           "OpenVINOExportConfig", "SPECS", "TensorRTExportConfig", "Tolerance", "export_artifact", "spec_for", "verify_parity"]
+__all__ = ["EXPORTERS", "ExecuTorchExportConfig", "ExportSpec", "Exporter", "LiteRTExportConfig",
+           "OnnxExportConfig", "OpenVINOExportConfig", "SPECS", "TensorRTExportConfig", "Tolerance", "export_artifact", "spec_for", "verify_parity"]

@@ -68,6 +68,12 @@ class Traced:
             self.step.update(max_sequence=config.max_sequence, static_sequence=self.spec.static_sequence,
                              pad_values=self.spec.pad_values)
 
+    def inputs_at(self, batch: int, sequence: int | None) -> dict:
+        """Real test inputs at a static batch size (and sequence length), for formats traced per shape."""
+        from edgeopt.core.train import to_tensors
+
+        return to_tensors(self.spec.sample_inputs(self.artifact, dataset_of(self.artifact).test, batch, sequence))
+
     def planned_shapes(self) -> dict[str, list[int]]:
         """The input shapes a program must plan memory for: the example's, dynamic axes at their bounds."""
         bounds = {"batch": self.config.max_batch, "sequence": self.config.max_sequence}

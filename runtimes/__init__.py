@@ -15,6 +15,7 @@ from edgeopt.core.errors import BackendUnavailable, InvalidInput
 
 from .base import Availability, Runtime, RuntimeConfig
 from .executorch_runtime import ExecuTorchRuntime
+from .litert_runtime import LiteRTRuntime
 from .onnxruntime_runtime import OnnxRuntimeConfig, OnnxRuntimeRuntime
 from .openvino_runtime import OpenVINORuntime
 from .tensorrt_runtime import TensorRTRuntime
@@ -26,12 +27,13 @@ RUNTIMES: dict[str, type[Runtime]] = {
     OpenVINORuntime.name: OpenVINORuntime,
     TensorRTRuntime.name: TensorRTRuntime,
     ExecuTorchRuntime.name: ExecuTorchRuntime,
+    LiteRTRuntime.name: LiteRTRuntime,
 }
 
 # The runtime an artifact runs on when none is named.
 DEFAULT_RUNTIME: dict[Format, str] = {
     Format.TORCH: "torch", Format.ONNX: "onnxruntime", Format.OPENVINO: "openvino", Format.TENSORRT: "tensorrt",
-    Format.EXECUTORCH: "executorch",
+    Format.EXECUTORCH: "executorch", Format.LITERT: "litert",
 }
 
 

@@ -1,10 +1,12 @@
 """Inputs for programs traced by torch.export with bounded shapes (ExecuTorch, LiteRT).
 
-The artifact's export step states the upper bounds (`max_batch`, `max_sequence`) and whether the sequence
-length was fixed at its bound (`static_sequence`, nn.LSTM). Text inputs are fitted to the bound with the
-recorded `pad_values`: shorter ones right-padded (static), longer ones cut by trailing columns that are padding
-in every row. Neither changes the logits (the LSTM reads its state at the last real token, BERT masks padding).
-Inputs with more real tokens than the bound, or a larger batch, are refused with a message naming the bound.
+The artifact's export step states the upper bounds (`max_batch`, `max_sequence`), whether the sequence length
+was fixed at its bound (`static_sequence`, nn.LSTM), and for programs traced per static batch size, those sizes
+(`batch_sizes`: a batch runs in the next size up, the runtime drops the padded rows from the output). Text is
+fitted to the bound with the recorded `pad_values`: shorter inputs right-padded (static), longer ones cut by
+trailing columns that are padding in every row. Neither changes the logits (the LSTM reads its state at the
+last real token, BERT masks padding). More real tokens than the bound, or a larger batch, are refused with a
+message naming the bound.
 """
 from __future__ import annotations
 
@@ -33,6 +35,10 @@ def fit_inputs(artifact: Artifact, inputs: dict[str, np.ndarray]) -> dict[str, n
         raise InvalidInput(f"{artifact.path}: batch {batch} given; this {artifact.format} program takes at most "
                            f"{step['max_batch']} (export option max_batch)")
     limit, pads = step.get("max_sequence"), step.get("pad_values", {})
+    if step.get("batch_sizes"):  # a program per static batch size: pad rows up to the next one
+        rows = min(size for size in step["batch_sizes"] if size >= batch) - batch
+        inputs = {name: np.pad(value, ((0, rows),) + ((0, 0),) * (value.ndim - 1),
+                               constant_values=pads.get(name, 0)) for name, value in inputs.items()}
     if not limit:
         return {name: np.ascontiguousarray(value) for name, value in inputs.items()}
     length = max(value.shape[1] for value in inputs.values())
