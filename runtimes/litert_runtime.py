@@ -2,7 +2,8 @@
 
 Threads: the Interpreter's `num_threads` (per interpreter; None = LiteRT's default). The file holds one
 signature per static batch size; a batch runs in the next size up (`bounded`). Full-INT8 files take and give
-int8: inputs are quantized and logits dequantized with the tensors' own scale and zero point. `bind` runs the signature once
+int8: inputs are quantized and logits dequantized with the tensors' own scale and zero point; token ids go in
+as the int32 the converter makes of int64. `bind` runs the signature once
 (which resizes, allocates and sets the inputs), then the call is only the signature's subgraph `Invoke` and
 reading its output: what `SignatureRunner.__call__` does without re-setting the inputs every call.
 """
@@ -58,7 +59,7 @@ class LiteRTRuntime(Runtime):
                                   f"{', '.join(self.signatures)}); export it again with `edgeopt export`")
         runner = self.interpreter.get_signature_runner(name)
         inputs_detail, output_detail = runner.get_input_details(), next(iter(runner.get_output_details().values()))
-        runner(**{key: _quantized(value, inputs_detail[key]) for key, value in fitted.items()})
+        runner(**{key: _as_input(value, inputs_detail[key]) for key, value in fitted.items()})
         wrapper, subgraph = runner._interpreter_wrapper, runner._subgraph_index  # what __call__ invokes
         invoke, get, output = wrapper.Invoke, wrapper.GetTensor, output_detail["index"]
         scale, zero = output_detail["quantization"]
@@ -74,10 +75,11 @@ class LiteRTRuntime(Runtime):
         self.interpreter = None
 
 
-def _quantized(value: np.ndarray, detail: dict) -> np.ndarray:
-    """A full-INT8 model takes int8 inputs: quantize floats with the input tensor's scale and zero point."""
+def _as_input(value: np.ndarray, detail: dict) -> np.ndarray:
+    """What the input tensor takes: int64 ids as the converter's int32; for a full-INT8 model, floats quantized
+    with the tensor's scale and zero point."""
     scale, zero = detail["quantization"]
-    if not scale or not np.issubdtype(value.dtype, np.floating):
-        return value
-    limits = np.iinfo(detail["dtype"])
-    return np.clip(np.round(value / scale) + zero, limits.min, limits.max).astype(detail["dtype"])
+    if scale and np.issubdtype(value.dtype, np.floating):
+        limits = np.iinfo(detail["dtype"])
+        return np.clip(np.round(value / scale) + zero, limits.min, limits.max).astype(detail["dtype"])
+    return value.astype(detail["dtype"], copy=False)
