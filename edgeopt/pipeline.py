@@ -262,6 +262,10 @@ def make_plan(config: Config) -> Plan:
                     raise InvalidInput(f"models.{name}.recipes.{recipe.name}: {fmt} export supports precision "
                                        f"{', '.join(EXPORTERS[str(fmt)].precisions)}, not {recipe.precision}; "
                                        f"remove {runtime} from its runtimes")
+                why = EXPORTERS[str(fmt)].unavailable() if fmt != Format.TORCH else None
+                if why:
+                    notes.append(f"skipped recipe {name}/{recipe.name} on {runtime}: {why}")
+                    continue
                 if fmt == Format.TORCH and recipe.precision != "fp32":
                     raise InvalidInput(f"models.{name}.recipes.{recipe.name}: the torch runtime runs fp32 "
                                        f"models; remove torch from its runtimes or use precision fp32")

@@ -21,6 +21,10 @@ class Exporter(ABC):
     def export(self, artifact: Artifact, out_dir: Path, precision: Precision, config: BaseModel) -> Artifact:
         """Write the child artifact into `out_dir` and return it saved (the parity check comes after)."""
 
+    def unavailable(self) -> str | None:
+        """Why this exporter cannot run here (its converter is an optional extra), or None; cheap to call."""
+        return None
+
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -13,6 +13,7 @@ interpreter alone (`edgeopt[litert]`) runs the artifacts.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -42,13 +43,16 @@ class LiteRTExporter(Exporter):
     precisions = (Precision.FP32, Precision.INT8)
     sources = (Format.TORCH,)
 
+    def unavailable(self) -> str | None:
+        if importlib.util.find_spec("litert_torch") is None:
+            return "the LiteRT converter is not installed: pip install 'edgeopt[litert-convert]'"
+        return None
+
     def export(self, artifact: Artifact, out_dir: Path, precision: Precision, config: LiteRTExportConfig) -> Artifact:
-        try:
-            import litert_torch
-        except ImportError as error:
-            raise BackendUnavailable(f"the LiteRT converter is not importable ({error}): pip install "
-                                     "'edgeopt[litert-convert]' (running .tflite files needs only edgeopt[litert])"
-                                     ) from None
+        if self.unavailable():
+            raise BackendUnavailable(f"{self.unavailable()} (running .tflite files needs only edgeopt[litert])")
+        import litert_torch
+
         sizes = sorted(set(config.batch_sizes))
         traced = Traced(artifact, config.model_copy(update={"max_batch": max(max(sizes), 2)}),
                         {"format": "litert", "converter": f"litert-torch {litert_torch.__version__}"})
