@@ -34,8 +34,17 @@ def collect() -> dict[str, Any]:
     except ImportError as error:
         info["tensorrt"] = {"importable": False, "reason": str(error)}
     info["runtimes"] = runtime_report()
+    info["exporters"] = exporter_report()
     info["data"] = data_report()
     return info
+
+
+def exporter_report() -> dict[str, dict[str, Any]]:
+    """Whether each export format works here (the LiteRT converter is an extra of its own)."""
+    from edgeopt.export import EXPORTERS
+
+    return {name: {"ok": not why, "reason": why or ""} for name, why in
+            ((name, exporter.unavailable()) for name, exporter in EXPORTERS.items())}
 
 
 def data_report() -> dict[str, dict[str, Any]]:
@@ -73,6 +82,9 @@ def render(info: dict[str, Any]) -> None:
     for name, runtime in info["runtimes"].items():
         state = "[green]available[/]" if runtime["ok"] else f"[yellow]unavailable[/]: {escape(runtime['reason'])}"
         table.add_row(f"runtime {name}", f"{state} {escape(', '.join(runtime['devices']))}")
+    for name, found in info["exporters"].items():
+        table.add_row(f"export {name}", "[green]available[/]" if found["ok"]
+                      else f"[yellow]unavailable[/]: {escape(found['reason'])}")
     for name, found in info["data"].items():
         table.add_row(f"data {name}", f"[green]installed[/] {escape(found['path'])}" if found["ok"]
                       else f"[red]missing[/]: {escape(found['reason'])}")

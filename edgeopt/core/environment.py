@@ -15,12 +15,15 @@ from typing import Any
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
              "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd", "asimddp", "sve")
 BACKEND_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "openvino", "nncf",
-                    "torch-pruning", "transformers", "tensorrt", "numpy")
+                    "torch-pruning", "transformers", "tensorrt", "numpy", "executorch", "torchao",
+                    "ai-edge-litert", "litert-torch", "ai-edge-quantizer")
 # The libraries whose version can change what a build step writes (weights, graphs, quantization choices).
-BUILD_LIBRARIES = ("torch", "onnx", "onnxruntime", "openvino", "nncf", "torch-pruning", "transformers")
+BUILD_LIBRARIES = ("torch", "onnx", "onnxruntime", "openvino", "nncf", "torch-pruning", "transformers", "executorch",
+                   "torchao", "litert-torch", "ai-edge-quantizer")
 # The packages that provide each runtime (the first one installed is the runtime's version).
 RUNTIME_PACKAGES = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"),
-                    "openvino": ("openvino",), "tensorrt": ("tensorrt",)}
+                    "openvino": ("openvino",), "tensorrt": ("tensorrt",),
+                    "executorch": ("executorch",), "litert": ("ai-edge-litert",)}
 
 
 @lru_cache(maxsize=1)
