@@ -6,7 +6,8 @@ On one pinned core and one thread, for the same model and the same input shape:
   * OpenVINO artifacts: edgeopt's median vs `benchmark_app -hint none -nstreams 1 -nthreads 1 -api sync`
     with `-data_shape` (the model stays dynamic, as edgeopt runs it) and `-infer_precision` set to the
     precision edgeopt's run computed in (read back from the compiled model);
-  * ONNX artifacts: edgeopt's median vs a bare `InferenceSession.run` loop (fresh process, same inputs).
+  * ONNX artifacts: edgeopt's median vs a bare `InferenceSession.run` loop (fresh process, same inputs);
+  * ExecuTorch / LiteRT artifacts: vs a bare `Method.execute` / `Interpreter.invoke` loop (XNNPACK, 1 thread).
 Rounds alternate the two sides so drift on a busy machine hits both; the median over rounds is compared.
 Each line also shows the achieved GFLOP/s (2 x MACs x batch / median) against an achievable single-core peak
 measured here: a large matmul on one pinned core, per precision (fp32; bf16 where the CPU has it), compared
@@ -40,6 +41,37 @@ while time.perf_counter() - start < seconds or len(samples) < 30:
 print(float(np.median(samples)))
 """
 
+# ExecuTorch and LiteRT: the inputs fitted to the program's bounds once (as the runtimes do), then only the
+# vendor's call is timed: `Method.execute`, and the signature's subgraph `Invoke` (Interpreter.invoke for it)
+BARE_EDGE_LOOP = """
+import sys, time, numpy as np
+from edgeopt.core.artifacts import Artifact
+from edgeopt.runtimes.bounded import fit_inputs
+artifact, inputs, seconds = Artifact.load(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+with np.load(inputs) as data:
+    feed = fit_inputs(artifact, {k.split("/")[-1]: data[k] for k in data.files if k.startswith("lat/")})
+if artifact.format == "executorch":
+    import torch
+    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+    from executorch.runtime import Runtime
+    _unsafe_reset_threadpool(1)
+    method = Runtime.get().load_program(artifact.model_path).load_method("forward")
+    args = [torch.from_numpy(feed[spec.name]) for spec in artifact.inputs]
+    call = lambda: method.execute(args)
+else:
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=str(artifact.model_path), num_threads=1)
+    runner = interpreter.get_signature_runner(f"batch_{len(next(iter(feed.values())))}")
+    runner(**{k: v.astype(runner.get_input_details()[k]["dtype"]) for k, v in feed.items()})
+    invoke, subgraph = runner._interpreter_wrapper.Invoke, runner._subgraph_index
+    call = lambda: invoke(subgraph)
+for _ in range(10):
+    call()
+samples, start = [], time.perf_counter()
+while time.perf_counter() - start < seconds or len(samples) < 30:
+    t = time.perf_counter_ns(); call(); samples.append((time.perf_counter_ns() - t) / 1e6)
+print(float(np.median(samples)))
+"""
 
 MATMUL_PEAK = """
 import sys, time, torch
@@ -117,6 +149,12 @@ def bare_ort_median(model: Path, inputs: Path, core: int, seconds: float) -> flo
     return float(subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 120).stdout)
 
 
+def bare_edge_median(artifact_dir: Path, inputs: Path, core: int, seconds: float) -> float:
+    command = ["taskset", "-c", str(core), sys.executable, "-c", BARE_EDGE_LOOP, str(artifact_dir), str(inputs),
+               str(seconds)]
+    return float(subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 120).stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("artifacts", nargs="+", type=Path)
@@ -165,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                 elif artifact.format == Format.ONNX:
                     reference = "bare ORT loop"
                     theirs.append(bare_ort_median(artifact.model_path, inputs, core, args.seconds))
+                elif artifact.format in (Format.EXECUTORCH, Format.LITERT):
+                    reference = "bare execute" if artifact.format == Format.EXECUTORCH else "bare invoke"
+                    theirs.append(bare_edge_median(artifact.path, inputs, core, args.seconds))
             if not ours:
                 continue
             mine = statistics.median(ours)
