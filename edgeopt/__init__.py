@@ -19,7 +19,8 @@ from edgeopt.gate import GateResult, gate, load_results  # noqa: E402
 from edgeopt.recommend import Budget, Recommendation, recommend  # noqa: E402
 from edgeopt.results import Row  # noqa: E402
 
-_LAZY = {"Pipeline": "edgeopt.api", "Config": "edgeopt.config", "load_config": "edgeopt.config"}
+_LAZY = {"Pipeline": "edgeopt.api", "Config": "edgeopt.config", "load_config": "edgeopt.config",
+         "fit": "edgeopt.fit", "FitResult": "edgeopt.fit"}
 
 
 def __getattr__(name: str):
@@ -34,5 +35,5 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["Budget", "Config", "GateResult", "Pipeline", "Recommendation", "Row", "gate", "load_config",
-           "load_results", "recommend", "__version__"]
+__all__ = ["Budget", "Config", "FitResult", "GateResult", "Pipeline", "Recommendation", "Row", "fit", "gate",
+           "load_config", "load_results", "recommend", "__version__"]

@@ -9,7 +9,8 @@ The CLI is a thin shell over exactly these calls, so anything a command does a C
     pick = pipeline.recommend(Budget(device="cpu-1t", max_latency_ms=5, min_accuracy=0.9)).picks
     verdict = gate("baseline/report.json", result.reports["json"], max_accuracy_drop=0.5)
 
-A finished run needs no config: `load_results("edgeopt-out")` (a results.db, a report.json or their directory)
+`fit("cnn", Budget(device="cpu-1t", max_latency_ms=0.12), time_budget="20m")` searches recipes for the most
+accurate model that fits (edgeopt.fit). A finished run needs no config: `load_results("edgeopt-out")` (a results.db, a report.json or their directory)
 gives its rows, which `recommend(rows, budget)` and `gate(...)` take as they are.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgeopt.config import Config, load_config
+from edgeopt.fit import FitResult, fit
 from edgeopt.gate import GateResult, gate, load_results
 from edgeopt.recommend import Budget, Recommendation, check_device, recommend
 from edgeopt.report import FORMATS, ReportData, build_report, save_run, write_reports
@@ -109,5 +111,5 @@ class Pipeline:
         return write_reports(data, Path(out_dir) if out_dir else self.output, formats)
 
 
-__all__ = ["Budget", "Config", "GateResult", "Pipeline", "Recommendation", "ReportData", "Row", "gate",
-           "load_config", "load_results", "recommend"]
+__all__ = ["Budget", "Config", "FitResult", "GateResult", "Pipeline", "Recommendation", "ReportData", "Row", "fit",
+           "gate", "load_config", "load_results", "recommend"]

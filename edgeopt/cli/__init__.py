@@ -12,6 +12,7 @@ from . import agent as agent_cli
 from . import bench
 from .doctor import doctor
 from .export import export, predict
+from .fit import fit_command
 from . import optimize as optimize_cli
 from . import run as sweep
 from .output import console_err
@@ -47,6 +48,7 @@ app.command("run")(sweep.run_command)
 app.command("recommend")(sweep.recommend_command)
 app.command("report")(sweep.report_command)
 app.command("gate")(sweep.gate_command)
+app.command("fit")(fit_command)
 app.command("schema")(sweep.schema_command)
 app.command()(bench.bench)
 app.add_typer(agent_cli.devices_app, name="devices")
