@@ -157,7 +157,8 @@ class FitConfig(StrictModel):
     model: ZooName = Field(description="a zoo model (cnn, resnet, lstm, bert)")
     budget: Budget
     trials: int | None = Field(None, ge=1, description="stop after this many finished trials (resumed ones count)")
-    time_budget_s: float | None = Field(None, gt=0, description="stop starting trials after this many seconds")
+    time_budget_s: float | None = Field(None, gt=0, description="stop starting trials after this many seconds "
+                                                                "(resumed runs' trials count)")
     jobs: int = Field(1, ge=1, description="parallel build processes (measurements stay serial)")
     output: Path = Field(Path("edgeopt-out"), description="results.db, cache/ and fit.db (shared with `run`)")
     seed: int = 0
@@ -279,14 +280,23 @@ class Search:
         callbacks = [self._after_trial]
         if self.config.trials:
             callbacks.append(optuna.study.MaxTrialsCallback(self.config.trials, states=finished))
-        if not self._already_impossible(study) and not (self.config.trials and sum(
-                t.state in finished for t in study.trials) >= self.config.trials):
-            study.optimize(self._objective, n_trials=self.config.trials, timeout=self.config.time_budget_s,
-                           catch=(Exception,), callbacks=callbacks)
+        timeout = self._time_left(study)
+        if not self._already_impossible(study) and (timeout is None or timeout > 0) and not (
+                self.config.trials and sum(t.state in finished for t in study.trials) >= self.config.trials):
+            study.optimize(self._objective, n_trials=self.config.trials, timeout=timeout, catch=(Exception,),
+                           callbacks=callbacks)
         result = self._result(study)
         result.seconds = time.perf_counter() - started
         result.storage = str(self.output / STUDY_DB)
         return result
+
+    def _time_left(self, study) -> float | None:
+        """The time budget minus what earlier (resumed) runs of this search spent on their trials."""
+        if self.config.time_budget_s is None:
+            return None
+        spent = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in study.trials
+                    if t.datetime_complete and t.datetime_start)
+        return self.config.time_budget_s - spent
 
     # -------------------------------------------------------- one trial
 
