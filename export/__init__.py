@@ -87,4 +87,5 @@ def export_artifact(artifact: Artifact | str | Path, fmt: str, out_dir: str | Pa
 
 
 __all__ = ["EXPORTERS", "ExecuTorchExportConfig", "ExportSpec", "Exporter", "LiteRTExportConfig",
-           "OnnxExportConfig", "OpenVINOExportConfig", "SPECS", "TensorRTExportConfig", "Tolerance", "export_artifact", "spec_for", "verify_parity"]
+           "OnnxExportConfig", "OpenVINOExportConfig", "SPECS", "TensorRTExportConfig", "Tolerance", "export_artifact",
+           "spec_for", "verify_parity"]

@@ -17,7 +17,7 @@ from .onnx import failing_op, quiet_exporter
 from .pt2e import BoundedExportConfig, Traced, generic_convolutions
 
 MODEL_FILE = "model.pte"
-NOT_OPS = {"getitem", "sym_size"}  # graph plumbing (delegate outputs, shape reads), not kernels
+NOT_OPS = {"getitem", "sym_size", "alloc", "mul"}  # graph plumbing (outputs, shape arithmetic, buffers)
 
 
 class ExecuTorchExportConfig(BoundedExportConfig):
