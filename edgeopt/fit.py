@@ -79,10 +79,11 @@ QUANTIZE_DEFAULTS = {"samples": 512, "eval_samples": 500}
 class SearchSpace:
     """What a trial may choose for one model: built from the family and the runtimes this device runs."""
 
-    def __init__(self, family: Family, runtimes: list[str]):
+    def __init__(self, family: Family, runtimes: list[str], max_train_samples: int | None = None):
         self.family = family
         self.runtimes = runtimes
         self.archs = ["source", "prune", "distill"]
+        self.cap = {} if max_train_samples is None else {"max_train_samples": max_train_samples}
 
     def precisions(self, runtime: str) -> list[str]:
         names = list(PRECISIONS[runtime])
@@ -122,7 +123,7 @@ class SearchSpace:
         precision = params[f"precision_{runtime}"]
         fields: dict[str, Any] = {"runtimes": [runtime]}
         slug = ["src"]
-        schedule = {"structure": STRUCTURE_SCHEDULE, "short": SHORT_SCHEDULE, "full": {}}[phase]
+        schedule = {"structure": STRUCTURE_SCHEDULE, "short": SHORT_SCHEDULE | self.cap, "full": self.cap}[phase]
         if params["arch"] == "prune":
             train = PRUNE_TRAIN[self.family] | schedule
             fields["prune"] = {"ratio": params["ratio"], "eval_samples": 1000, "val_samples": 1000,
@@ -160,6 +161,10 @@ class FitConfig(StrictModel):
     time_budget_s: float | None = Field(None, gt=0, description="stop starting trials after this many seconds "
                                                                 "(resumed runs' trials count)")
     jobs: int = Field(1, ge=1, description="parallel build processes (measurements stay serial)")
+    runtimes: list[str] | None = Field(None, min_length=1, description="search only these runtimes (default: "
+                                                                       "every one the device runs)")
+    max_train_samples: int | None = Field(None, ge=1, description="cap the training of every schedule (a quick "
+                                                                  "search)")
     output: Path = Field(Path("edgeopt-out"), description="results.db, cache/ and fit.db (shared with `run`)")
     seed: int = 0
 
@@ -221,7 +226,7 @@ class Search:
         self.progress = progress or (lambda message: None)
         self.output = Path(config.output)
         self.family = ModelConfig(zoo=config.model).source_family
-        self.space = SearchSpace(self.family, self._runtimes())
+        self.space = SearchSpace(self.family, self._runtimes(), config.max_train_samples)
         self.impossible = False
 
     def _config(self, recipe: RecipeConfig, measure: MeasureConfig) -> Config:
@@ -235,10 +240,15 @@ class Search:
         from edgeopt.runtimes import list_runtimes
 
         known = [r for r in PRECISIONS if r in list_runtimes()]
-        plan = make_plan(self._config(RecipeConfig(name="probe", runtimes=known), MeasureConfig()))
+        unknown = sorted(set(self.config.runtimes or []) - set(known))
+        if unknown:
+            raise InvalidInput(f"runtime {', '.join(unknown)}: unknown; expected some of {', '.join(known)}")
+        asked = self.config.runtimes or known
+        plan = make_plan(self._config(RecipeConfig(name="probe", runtimes=asked), MeasureConfig()))
         runtimes = [c.runtime for c in plan.candidates]
         if not runtimes:
-            raise InvalidInput(f"device {self.budget.device}: no runtime runs there ({'; '.join(plan.notes)})")
+            raise InvalidInput(f"device {self.budget.device}: none of {', '.join(asked)} runs there "
+                               f"({'; '.join(plan.notes)})")
         return runtimes
 
     def measure(self, recipe: RecipeConfig, measure: MeasureConfig) -> Row:
@@ -252,8 +262,9 @@ class Search:
 
     @property
     def study_name(self) -> str:
-        """One study per model, budget and seed: the same command resumes it, another budget starts afresh."""
-        return f"{self.config.model}-{sha256_json([self.budget.model_dump(mode='json'), self.config.seed])[:12]}"
+        """One study per model, budget, seed and space: the same command resumes it, another budget starts afresh."""
+        space = self.config.model_dump(mode="json", include={"budget", "seed", "runtimes", "max_train_samples"})
+        return f"{self.config.model}-{sha256_json(space)[:12]}"
 
     def run(self) -> FitResult:
         import optuna
@@ -461,8 +472,8 @@ def parse_duration(text: str | float | None) -> float | None:
 
 
 def fit(model: str, budget: Budget, *, trials: int | None = None, time_budget: str | float | None = None,
-        jobs: int = 1, output: str | Path = "edgeopt-out", seed: int = 0,
-        progress: Callable[[str], None] | None = None) -> FitResult:
+        jobs: int = 1, output: str | Path = "edgeopt-out", seed: int = 0, runtimes: list[str] | None = None,
+        max_train_samples: int | None = None, progress: Callable[[str], None] | None = None) -> FitResult:
     """Search `model`'s recipes for the most accurate artifact that fits `budget` (which names the device).
 
     Stops after `trials` finished trials or `time_budget` (`20m`, or seconds), whichever comes first (20 trials
@@ -470,7 +481,8 @@ def fit(model: str, budget: Budget, *, trials: int | None = None, time_budget: s
     """
     try:
         config = FitConfig(model=model, budget=budget, trials=trials if trials or time_budget else 20,
-                           time_budget_s=parse_duration(time_budget), jobs=jobs, output=Path(output), seed=seed)
+                           time_budget_s=parse_duration(time_budget), jobs=jobs, output=Path(output), seed=seed,
+                           runtimes=runtimes, max_train_samples=max_train_samples)
     except ValidationError as error:
         raise InvalidInput(f"fit: {format_validation_error(error, FitConfig)}") from None
     if budget.device is None:

@@ -27,6 +27,10 @@ def fit_command(
     trials: Optional[int] = typer.Option(None, min=1, help="Stop after this many finished trials (20 if neither "
                                                            "this nor --time-budget is given)."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel build processes (measurements stay serial)."),
+    runtimes: Optional[list[str]] = typer.Option(None, "--runtime", help="Search only this runtime (repeatable; "
+                                                                        "default: every one the device runs)."),
+    max_train_samples: Optional[int] = typer.Option(None, min=1, help="Cap every training schedule (a quick "
+                                                                      "search; less accurate)."),
     output: Path = typer.Option(DEFAULT_OUTPUT, "--output", "-o", help=OUTPUT_HELP + " Also holds fit.db."),
     seed: int = typer.Option(0, help="Seeds the sampler, data subsets and training."),
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
@@ -43,7 +47,7 @@ def fit_command(
                      max_memory_mb=max_memory_mb, max_size_mb=max_size_mb, min_accuracy=min_accuracy)
     say = None if as_json else (lambda message: console_err.print(escape(message), highlight=False))
     result = fit(model, budget, trials=trials, time_budget=time_budget, jobs=jobs, output=output, seed=seed,
-                 progress=say)
+                 runtimes=runtimes, max_train_samples=max_train_samples, progress=say)
     emit(result.model_dump(mode="json") | {"ok": result.ok, "relax": result.relax()}, as_json,
          lambda _: _render(result))
     raise typer.Exit(0 if result.ok else 1)
