@@ -275,14 +275,13 @@ class Search:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         storage = optuna.storages.RDBStorage(
             f"sqlite:///{(self.output / STUDY_DB).resolve()}", heartbeat_interval=5, grace_period=20,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
         probe = optuna.create_study(storage=storage, study_name=self.study_name, load_if_exists=True,
                                     direction="maximize")
         done = len(probe.trials)
         study = optuna.create_study(
             storage=storage, study_name=self.study_name, load_if_exists=True, direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=self.config.seed + done, n_startup_trials=8,
-                                               constraints_func=_constraints),
+            sampler=optuna.samplers.TPESampler(seed=self.config.seed + done, n_startup_trials=8),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
         if done == 0:
             for params in self.space.probes():
@@ -325,16 +324,16 @@ class Search:
             if over:  # beyond the cost limits whatever the weights: no training is spent on it
                 trial.set_user_attr("note", "rejected on structure: " + "; ".join(m.describe() for m in over))
                 trial.set_user_attr("rejected", True)
-                trial.set_user_attr("constraints", _violations(row, self.budget))
+                _constrain(trial, row, self.budget)
                 return row.accuracy or 0.0
             row = self._phase(trial, "short", self.space.recipe(params, "short"), search)
             trial.report(row.accuracy or 0.0, 0)
             if trial.should_prune():
                 trial.set_user_attr("note", f"short schedule {row.accuracy:.2%}: below the median, not trained fully")
-                trial.set_user_attr("constraints", _violations(row, self.budget))
+                _constrain(trial, row, self.budget)
                 raise optuna.TrialPruned()
         row = self._phase(trial, "full", full, search)
-        trial.set_user_attr("constraints", _violations(row, self.budget))
+        _constrain(trial, row, self.budget)
         missed = blockers(row, self.budget)
         trial.set_user_attr("note", "; ".join(m.describe() for m in missed) if missed else "fits")
         return row.accuracy or 0.0
@@ -426,13 +425,14 @@ class TrialFailed(RuntimeError):
     """A trial's build or measurement failed (recorded on the trial; the search goes on)."""
 
 
-def _violations(row: Row, budget: Budget) -> list[float]:
-    """Optuna constraints: one value per limit, <= 0 when met (its relative miss otherwise)."""
-    return [m.relative_miss for m in margins(row, budget)]
+def _constrain(trial, row: Row, budget: Budget) -> None:
+    """Optuna's constraints: one per limit, 0 when met, its relative miss otherwise (> 0 is infeasible)."""
+    for margin in margins(row, budget):
+        trial.set_constraint(margin.constraint, margin.relative_miss)
 
 
 def _constraints(trial) -> list[float]:
-    return trial.user_attrs.get("constraints", [1.0])
+    return list(trial.constraints.values()) or [1.0]
 
 
 def _trial(t) -> Trial:

@@ -1,0 +1,167 @@
+"""`edgeopt fit`: the search space makes recipes the pipeline plans, a tiny real search on the zoo CNN finds a
+re-measured feasible winner, an impossible budget stops after the structural phase, a killed search resumes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("optuna")
+
+from edgeopt.config import Config, ModelConfig  # noqa: E402
+from edgeopt.core.artifacts import Family  # noqa: E402
+from edgeopt.core.errors import InvalidInput  # noqa: E402
+from edgeopt.fit import PRECISIONS, STUDENTS, SearchSpace, fit, parse_duration  # noqa: E402
+from edgeopt.recommend import Budget, margins  # noqa: E402
+
+EDGEOPT = str(Path(sys.executable).with_name("edgeopt"))
+ZOO = {Family.CNN: "cnn", Family.LSTM: "lstm", Family.BERT: "bert"}
+QUICK = ["--runtime", "onnxruntime", "--max-train-samples", "256"]
+
+
+def _choices(space: SearchSpace) -> list[dict]:
+    """Every arch x runtime x precision the space can propose (one student knob setting each)."""
+    archs = [{"arch": "source"}, {"arch": "prune", "ratio": 0.3, "head_ratio": 0.25}]
+    for student, knobs in STUDENTS[space.family].items():
+        archs.append({"arch": "distill", "student": student} | {f"{student}_{k}": v[0] for k, v in knobs.items()})
+    found = []
+    for arch in archs:
+        for runtime in space.runtimes:
+            for precision in space.precisions(runtime):
+                params = arch | {"runtime": runtime, f"precision_{runtime}": precision}
+                if arch["arch"] == "prune" and space.family != Family.BERT:
+                    params.pop("head_ratio")
+                if runtime == "onnxruntime" and precision == "int8-static":
+                    params["calibration"] = "entropy"
+                found.append(params)
+    return found
+
+
+@pytest.mark.parametrize("family", list(ZOO))
+def test_every_choice_is_a_recipe_the_pipeline_plans(family):
+    """Each proposal, in each phase, is a RecipeConfig that validates and plans to exactly one candidate."""
+    from edgeopt.pipeline import make_plan
+
+    space = SearchSpace(family, ["torch", "onnxruntime", "openvino"])
+    names = set()
+    for params in _choices(space):
+        for phase in ("structure", "short", "full"):
+            recipe = space.recipe(params, phase)
+            assert recipe.name.startswith("fit-") and recipe.runtimes == [params["runtime"]]
+            config = Config(devices=["cpu-1t"], models={ZOO[family]: ModelConfig(zoo=ZOO[family], recipes=[recipe])})
+            assert len(make_plan(config).candidates) == 1, recipe
+            names.add(recipe.name + params["runtime"])
+            step = recipe.prune or recipe.distill
+            if phase == "structure" and recipe.prune:
+                assert recipe.prune.finetune is None  # structure: no recovery training at all
+            elif step is not None:
+                train = step.finetune if recipe.prune else step.train
+                assert train.max_train_samples == (None if phase == "full" else 5000 if phase == "short" else 256)
+    assert len(names) == 3 * len(_choices(space))  # distinct choices never share a recipe name
+
+
+def test_probes_are_the_smallest_structures():
+    space = SearchSpace(Family.CNN, ["onnxruntime", "openvino"])
+    probes = space.probes()
+    assert [p["runtime"] for p in probes] == ["onnxruntime", "openvino"]
+    assert all(p["ratio"] == 0.8 and p[f"precision_{p['runtime']}"].startswith("int8") for p in probes)
+    assert "int8-dynamic" not in space.precisions("onnxruntime")  # dynamic INT8 is for the text families
+    assert "int8-dynamic" in SearchSpace(Family.LSTM, ["onnxruntime"]).precisions("onnxruntime")
+    assert set(PRECISIONS["openvino"]) == {"fp32", "fp16", "int8-static"}
+
+
+def test_durations_and_bad_input(tmp_path):
+    assert (parse_duration("90"), parse_duration("90s"), parse_duration("20m"), parse_duration("1.5h")) == \
+        (90, 90, 1200, 5400)
+    with pytest.raises(InvalidInput, match="expected a duration"):
+        parse_duration("20 minutes")
+    with pytest.raises(InvalidInput, match="needs a device"):
+        fit("cnn", Budget(max_latency_ms=1), trials=1, output=tmp_path)
+    with pytest.raises(InvalidInput, match="at least one of"):
+        fit("cnn", Budget(device="cpu-1t", min_accuracy=0.5), trials=1, output=tmp_path)
+    with pytest.raises(InvalidInput, match="model: expected"):
+        fit("vgg", Budget(device="cpu-1t", max_latency_ms=1), trials=1, output=tmp_path)
+    with pytest.raises(InvalidInput, match="runtime nope: unknown"):
+        fit("cnn", Budget(device="cpu-1t", max_latency_ms=1), trials=1, runtimes=["nope"], output=tmp_path)
+    done = subprocess.run([EDGEOPT, "fit", "cnn", "--device", "no-such-board", "--max-latency-ms", "1", "-o",
+                           str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown device profile 'no-such-board'" in done.stderr
+    assert not (tmp_path / "fit.db").exists()  # nothing was started
+
+
+@pytest.mark.slow
+def test_impossible_budget_stops_after_the_structural_phase(tmp_path):
+    """A latency nothing can meet: the smallest structure is measured untrained, rejected, and the search stops
+    before any fine-tuning, with the nearest structure and what to relax."""
+    result = fit("cnn", Budget(device="cpu-1t", max_latency_ms=0.0005), trials=5, runtimes=["onnxruntime"],
+                 max_train_samples=256, output=tmp_path)
+    assert not result.ok and result.impossible and result.winner is None
+    assert [t.phase for t in result.trials] == ["structure"]  # one probe, then stop: no short or full schedule
+    assert "rejected on structure" in result.trials[0].note and result.trials[0].latency_ms > 0.0005
+    assert result.near_misses and "--max-latency-ms 0.0005 ->" in result.relax()[0]
+
+
+def _store_counts(output: Path) -> dict[str, int]:
+    with sqlite3.connect(output / "results.db") as db:
+        return dict(db.execute("SELECT candidate_id, COUNT(*) FROM measurements GROUP BY candidate_id").fetchall())
+
+
+@pytest.mark.slow
+def test_search_finds_a_remeasured_winner_and_resumes_after_kill(tmp_path):
+    """A real 3-trial search on the zoo CNN through the CLI, killed with SIGKILL after its first finished trial
+    and run again: finished trials are kept (not re-measured), the winner fits and was re-measured on the whole
+    test split, and the answer is JSON."""
+    import optuna
+
+    command = [EDGEOPT, "fit", "cnn", "--device", "cpu-1t", "--max-latency-ms", "50", "--max-memory-mb", "4000",
+               "--trials", "3", "-o", str(tmp_path), "--json", *QUICK]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    finished: list = []
+    while time.time() < deadline and first.poll() is None:
+        time.sleep(1)
+        if (tmp_path / "fit.db").exists():
+            storage = f"sqlite:///{tmp_path / 'fit.db'}"
+            names = optuna.get_all_study_names(storage)
+            trials = optuna.load_study(study_name=names[0], storage=storage).trials if names else []
+            finished = [t for t in trials if t.state.is_finished()]
+            if finished and any(t.state.name == "RUNNING" for t in trials):
+                break
+    assert first.poll() is None and finished, "the search ended before it could be killed mid-trial"
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    before = _store_counts(tmp_path)
+    kept = {t.number: (t.value, t.user_attrs["candidate_id"]) for t in finished}
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    trials = {t["number"]: t for t in result["trials"]}
+    assert sum(t["state"] in ("complete", "pruned") for t in trials.values()) == 3
+    for number, (value, candidate) in kept.items():  # finished before the kill: kept as they were
+        assert trials[number]["candidate_id"] == candidate
+        assert trials[number]["accuracy"] == pytest.approx(value)
+    after = _store_counts(tmp_path)
+    assert all(after[c] == before[c] for c in before)  # nothing measured before was measured again
+
+    winner = result["winner"]["row"]
+    assert result["ok"] and winner["recipe"].startswith("fit-") and winner["runtime"] == "onnxruntime"
+    assert winner["accuracy_samples"] == 10000  # the whole Fashion-MNIST test split
+    assert winner["latency"]["p95"] <= 50 and winner["memory_mb"] <= 4000
+    assert Path(winner["artifact_path"]).is_dir() and result["recipe"]["name"] == winner["recipe"]
+    assert all(m["headroom"] >= 0 for m in result["winner"]["margins"])
+    frontier = result["frontier"]
+    assert frontier and [r["latency"]["p95"] for r in frontier] == sorted(r["latency"]["p95"] for r in frontier)
+    assert [r["accuracy"] for r in frontier] == sorted(r["accuracy"] for r in frontier)
+    assert "no default-recipe results" in result["comparison"]
+    budget = Budget(device="cpu-1t", max_latency_ms=50, max_memory_mb=4000)
+    from edgeopt.results import Row
+
+    assert all(m.ok for m in margins(Row.model_validate(winner), budget))
