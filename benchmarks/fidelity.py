@@ -98,38 +98,18 @@ def measured_peaks(core: int) -> dict[str, float]:
 
 
 def macs_at(artifact, lineage, inputs: Path) -> int | None:
-    """MACs of one sample of the timed batch, counted on the torch ancestor at the exact input shape.
-
-    torch's FlopCounterMode counts matmuls and convolutions but not the fused aten::lstm, so LSTM layers
-    add 4 gates x hidden x (input + hidden) per step per layer and direction. (torch-pruning's counter,
-    used for manifests, overstates LSTMs by ~100x, so it is not used here.)
-    """
+    """MACs of one sample of the timed batch, counted on the torch ancestor at the exact input shape (the
+    project's one counter, `count_macs_params`)."""
     import numpy as np
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
-    from edgeopt.core.models.zoo import load_module
+    from edgeopt.core.models.zoo import count_macs_params, load_module
 
     source = next((a for a in (artifact, *lineage.ancestors(artifact)) if a.format == "torch"), None)
     if source is None:
         return lineage.model_stats(artifact)[1]
     with np.load(inputs) as data:
-        batch = {k.split("/")[-1]: torch.from_numpy(data[k][:1]) for k in data.files if k.startswith("lat/")}
-    model, lstm_macs = load_module(source).eval(), []
-
-    def count_lstm(module, args, _output):
-        steps = args[0].shape[1 if module.batch_first else 0]
-        directions = 2 if module.bidirectional else 1
-        for layer in range(module.num_layers):
-            width = module.input_size if layer == 0 else module.hidden_size * directions
-            lstm_macs.append(4 * module.hidden_size * (width + module.hidden_size) * steps * directions)
-
-    hooks = [m.register_forward_hook(count_lstm) for m in model.modules() if isinstance(m, torch.nn.LSTM)]
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(**batch)
-    for hook in hooks:
-        hook.remove()
-    return int(counter.get_total_flops() // 2 + sum(lstm_macs))
+        batch = {k.split("/")[-1]: data[k][:1] for k in data.files if k.startswith("lat/")}
+    return count_macs_params(load_module(source), batch)[0]
 
 
 def benchmark_app_median(xml: Path, shapes: str, core: int, seconds: float, precision: str) -> float:

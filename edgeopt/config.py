@@ -81,9 +81,22 @@ class ModelConfig(StrictModel):
     dataset: str | None = Field(None, description="fashion-mnist, rotten-tomatoes, or a path: IDX directory, "
                                                   "image folder, CSV (text,label); for your own model (a zoo "
                                                   "model always uses its own)")
-    image_mean: float | None = Field(None, description="your cnn: input normalisation mean on 0..1 pixels "
-                                                       "(default: measured on the train split)")
-    image_std: float | None = Field(None, gt=0, description="your cnn: normalisation std (default: measured)")
+    image_mean: float | list[float] | None = Field(None, description="your cnn: normalisation mean on 0..1 pixels, "
+                                                                    "one value or one per channel in the model's "
+                                                                    "channel order (default: measured on train)")
+    image_std: float | list[float] | None = Field(None, description="your cnn: normalisation std, one value or one "
+                                                                   "per channel (default: measured on train)")
+    image_channels: Literal[1, 3, 4] | None = Field(None, description="your cnn: input channels (default: the "
+                                                                      "data's: 1 for IDX, the first image's mode)")
+    image_size: int | None = Field(None, ge=8, description="your cnn: input height = width, a centre crop "
+                                                           "(default: the data's, the first image's shorter side)")
+    image_resize: int | None = Field(None, ge=8, description="your cnn: shorter side resized to this before the "
+                                                             "crop (default: image_size; ImageNet: 256 for 224)")
+    channel_order: Literal["RGB", "BGR"] = Field("RGB", description="your cnn: channel order the model takes")
+    layout: Literal["NCHW", "NHWC"] = Field("NCHW", description="your cnn: pixel_values layout the model takes")
+    label_map: dict[str, int] | None = Field(None, description="your model: data class name -> model output "
+                                                               "index, when the model's outputs are not the "
+                                                               "data's classes in order (an ImageNet model)")
     max_len: int = Field(64, ge=8, le=512, description="huggingface: tokens per text")
     eval_samples: int | None = Field(None, ge=1, description="seeded test subset for accuracy (default: measure's)")
     devices: list[str] | None = Field(None, min_length=1, description="override the top-level devices")
@@ -108,6 +121,14 @@ class ModelConfig(StrictModel):
         if self.zoo and self.dataset is not None:
             raise ValueError(f"dataset: zoo model {self.zoo!r} is trained and measured on its own data set; "
                              "to use your data, bring your model as module, onnx or huggingface")
+        for name in ("image_mean", "image_std"):
+            value = getattr(self, name)
+            values = value if isinstance(value, list) else [] if value is None else [value]
+            if self.image_channels and len(values) not in (0, 1, self.image_channels):
+                raise ValueError(f"{name} has {len(values)} values; give one, or one per channel "
+                                 f"(image_channels {self.image_channels})")
+            if name == "image_std" and any(v <= 0 for v in values):
+                raise ValueError(f"image_std must be > 0, got {value}")
         names = [r.name for r in self.recipes]
         if len(set(names)) != len(names):
             raise ValueError(f"recipe names must be unique within a model (got {names})")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgeopt.config import RUNTIME_FORMAT, Config, ModelConfig, RecipeConfig
-from edgeopt.core.artifacts import Artifact, Family, Format, TensorSpec
+from edgeopt.core.artifacts import Artifact, Family, Format
 from edgeopt.core.errors import EdgeoptError, InvalidInput
 from edgeopt.core.hashing import sha256_file, sha256_json, sha256_tree
 from edgeopt.results import Row, candidate_id, rows_of
@@ -165,6 +165,9 @@ def make_node(kind: str, params: dict[str, Any], parent: Node | None = None) -> 
     return Node(key=key, kind=kind, params=params, parent=parent, environment=env)
 
 
+IMAGE_FIELDS = ("image_mean", "image_std", "image_channels", "image_size", "image_resize", "channel_order", "layout")
+
+
 def source_node(name: str, model: ModelConfig) -> Node:
     """The input model, identified by content: the zoo checkpoint's sha256, or a hash of the user's files."""
     from edgeopt.core.models.zoo import find_zoo_checkpoint
@@ -178,10 +181,10 @@ def source_node(name: str, model: ModelConfig) -> Node:
             value = getattr(model, key)
             if value is not None:
                 params[key] = str(value)
-        params.update(kwargs=model.kwargs, image_mean=model.image_mean, image_std=model.image_std,
-                      max_len=model.max_len, digest=sha256_json([_file_digest(model.weights or model.onnx
-                                                                              or model.huggingface),
-                                                                 _file_digest(_dataset_path(model.dataset))]))
+        params.update(kwargs=model.kwargs, max_len=model.max_len, label_map=model.label_map,
+                      **{k: getattr(model, k) for k in IMAGE_FIELDS},
+                      digest=sha256_json([_file_digest(model.weights or model.onnx or model.huggingface),
+                                          _file_digest(_dataset_path(model.dataset))]))
     return make_node("source", params)
 
 
@@ -328,15 +331,16 @@ def build_node(node: Node, parent: Artifact | None, cache: Path, progress=None) 
 
 def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> Artifact:
     """A user's model (module factory + state_dict, ONNX file, or Hugging Face directory) as an artifact."""
-    import numpy as np
-
-    from edgeopt.core.data import load_dataset
+    from edgeopt.core.data import apply_label_map, load_dataset
     from edgeopt.core.models.zoo import save_torch_artifact
-    from edgeopt.core.preprocess import ImagePreprocessor, WordPieceEncoder
+    from edgeopt.core.preprocess import WordPieceEncoder
 
     p = node.params
     data = load_dataset(p["dataset"])
-    described = {**data.describe(), "name": p["dataset"]}  # the path, so every later step can load it again
+    if p.get("label_map"):
+        data = apply_label_map(data, p["label_map"], f"models.{p['model']}.label_map")
+    # the path, so every later step can load it again (and map it again)
+    described = {**data.describe(), "name": p["dataset"], "label_map": p.get("label_map")}
     if p.get("huggingface"):
         from edgeopt.core.models.bert import BertClassifier
 
@@ -349,10 +353,7 @@ def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> A
     else:
         if data.kind != "image":
             raise InvalidInput(f"{p['dataset']}: a cnn model needs an image data set (IDX or image folder)")
-        pixels = np.asarray(data.train.inputs[:5000], dtype=np.float32) / 255.0
-        mean = p.get("image_mean") if p.get("image_mean") is not None else float(pixels.mean())
-        std = p.get("image_std") or float(pixels.std()) or 1.0
-        preprocessor = ImagePreprocessor(mean=mean, std=std, size=int(data.train.inputs.shape[-1]))
+        preprocessor = _image_preprocessor(p, data)
         if p.get("module"):
             artifact = _module_artifact(p, preprocessor, data, out)
         else:
@@ -360,6 +361,24 @@ def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> A
     artifact.dataset = described
     artifact.save()
     return artifact
+
+
+def _image_preprocessor(p: dict, data):
+    """The user's image preprocessing; what they left out is read from the data: channels and size as stored,
+    and the per-channel mean/std of up to 500 training images through the same resize and crop."""
+    from edgeopt.core.data import image_shape
+    from edgeopt.core.preprocess import ImagePreprocessor
+
+    channels, size = image_shape(data.train)
+    geometry = {"channels": p.get("image_channels") or channels, "size": p.get("image_size") or size,
+                "resize": p.get("image_resize"), "channel_order": p.get("channel_order") or "RGB"}
+    mean, std = p.get("image_mean"), p.get("image_std")
+    if mean is None or std is None:
+        raw = ImagePreprocessor(0.0, 1.0, layout="NHWC", **geometry)(data.train.subset(500).inputs)
+        pixels = raw["pixel_values"].reshape(-1, geometry["channels"])
+        mean = [round(float(v), 4) for v in pixels.mean(0)] if mean is None else mean
+        std = [round(max(float(v), 1e-3), 4) for v in pixels.std(0)] if std is None else std
+    return ImagePreprocessor(mean, std, layout=p.get("layout") or "NCHW", **geometry)
 
 
 def _module_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
@@ -382,6 +401,8 @@ def _module_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
 def _onnx_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
     import onnx
 
+    from edgeopt.export.wrap import _tensor_spec
+
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy2(p["onnx"], out / "model.onnx")
     graph = onnx.load(str(out / "model.onnx"), load_external_data=False).graph
@@ -391,7 +412,7 @@ def _onnx_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
                            "'pixel_values' (float32, batch x channels x height x width)")
     artifact = Artifact(name=p["model"], family=Family.CNN, format=Format.ONNX, model_file="model.onnx",
                         preprocess=preprocessor.to_spec(), inputs=preprocessor.input_specs(),
-                        outputs=[TensorSpec(name=graph.output[0].name, dtype="float32", shape=["batch", "classes"])],
+                        outputs=[_tensor_spec(t) for t in graph.output],  # the graph's width, not the labels
                         labels=data.classes, dataset=data.describe(), recipe=[{"step": "import", "onnx": p["onnx"]}])
     artifact.path = out
     return artifact.save()

@@ -100,7 +100,9 @@ class ExportSpec:
         return padded
 
     def output_spec(self, artifact: Artifact) -> TensorSpec:
-        return TensorSpec(name=self.output_name, dtype="float32", shape=["batch", len(artifact.labels)])
+        """The parent's recorded output width (a model may have more outputs than its data set has classes)."""
+        width = artifact.outputs[0].shape[-1] if artifact.outputs else len(artifact.labels)
+        return TensorSpec(name=self.output_name, dtype="float32", shape=["batch", width])
 
     def example_inputs(self, artifact: Artifact) -> dict[str, np.ndarray]:
         """What exporters trace with: real test samples at the example batch size and sequence length."""

@@ -80,9 +80,10 @@ def distill(teacher: Artifact, config: DistillConfig, out_dir: Path, progress=No
     test = data.test.subset(config.eval_samples)
     val = data.val.subset(config.val_samples)
 
+    classes = output_width(teacher, teacher_model, example, data.train.labels)
     seed_everything(config.seed)
-    student, arch, layer_map = make_student(teacher, teacher_model, config, preprocessor)
-    check_label_space(student, example, len(teacher.labels))
+    student, arch, layer_map = make_student(teacher, teacher_model, config, preprocessor, classes)
+    check_label_space(student, example, classes)
     initial = copy.deepcopy(student.state_dict())
 
     loss = distillation_loss(teacher_model, config, layer_map)
@@ -115,9 +116,10 @@ def distill(teacher: Artifact, config: DistillConfig, out_dir: Path, progress=No
                                force=force)
 
 
-def make_student(teacher: Artifact, teacher_model: nn.Module, config: DistillConfig,
-                 preprocessor) -> tuple[nn.Module, dict[str, Any], list[int]]:
-    """The student module, its arch spec, and (BERT students) which teacher layer each student layer copies."""
+def make_student(teacher: Artifact, teacher_model: nn.Module, config: DistillConfig, preprocessor,
+                 classes: int) -> tuple[nn.Module, dict[str, Any], list[int]]:
+    """The student module (`classes` outputs, the teacher's width), its arch spec, and (BERT students) which
+    teacher layer each student layer copies. Image students take the teacher's input channels and size."""
     if config.student_init is not None:
         init = Artifact.load(config.student_init)
         if init.labels != teacher.labels:
@@ -130,12 +132,12 @@ def make_student(teacher: Artifact, teacher_model: nn.Module, config: DistillCon
     if config.student not in STUDENTS_FOR[teacher.family]:
         raise InvalidInput(f"student {config.student!r} does not suit a {teacher.family} teacher; choose one of "
                            f"{', '.join(STUDENTS_FOR[teacher.family])}")
-    classes = len(teacher.labels)
     if config.student == "bert":
         return bert_student(teacher_model, config.depth)
     w = config.width
     if config.student in ("mobilenetv2", "squeezenet"):
-        arch = {"builder": config.student, "num_classes": classes, "width": w}
+        channels = preprocessor.channels
+        arch = {"builder": config.student, "num_classes": classes, "in_channels": channels, "width": w}
     else:
         vocab = len(preprocessor.vocab) if isinstance(preprocessor, VocabEncoder) else len(preprocessor.tokenizer)
         if config.student == "textcnn":
@@ -167,14 +169,26 @@ def bert_student(teacher: nn.Module, depth: int) -> tuple[nn.Module, dict[str, A
     return BertClassifier(hf).train(), {"builder": "bert", "source": f"{depth} layers of the teacher"}, layer_map
 
 
+def output_width(teacher: Artifact, model: nn.Module, example: dict, labels) -> int:
+    """The teacher's output width, read from the model: the student predicts the same outputs, so the soft
+    targets line up (a 1000-way teacher on a folder of 3 of its classes, labels mapped to its output indices
+    by the config's label_map, teaches a 1000-way student)."""
+    with torch.no_grad():
+        width = int(model(**{k: torch.from_numpy(v) for k, v in example.items()}).shape[-1])
+    if int(labels.max()) >= width:
+        raise InvalidInput(f"{teacher.path}: the teacher has {width} outputs but its data has label "
+                           f"{int(labels.max())}; map the data's classes to the model's outputs with label_map")
+    return width
+
+
 def check_label_space(student: nn.Module, example: dict, classes: int) -> None:
     student.eval()
     with torch.no_grad():
         logits = student(**{k: torch.from_numpy(v) for k, v in example.items()})
     student.train()
     if logits.shape[-1] != classes:
-        raise InvalidInput(f"the student predicts {logits.shape[-1]} classes but the teacher has {classes}; "
-                           "distillation needs the same label space")
+        raise InvalidInput(f"the student predicts {logits.shape[-1]} classes but the teacher has {classes} "
+                           "outputs; distillation needs the same outputs")
 
 
 def distillation_loss(teacher: nn.Module, config: DistillConfig, layer_map: list[int]) -> LossFn:

@@ -96,7 +96,7 @@ def prune(artifact: Artifact, config: PruneConfig, out_dir: Path, progress=None,
     macs_before, params_before = count_macs_params(model, example)
     accuracy_before = evaluate(model, preprocessor, test)
 
-    pruner = PRUNERS[artifact.family](model, example, config, len(artifact.labels))
+    pruner = PRUNERS[artifact.family](model, example, config)
     history = []
     for step in range(config.steps):
         batches = iterate_batches(preprocessor, data.train, 32, shuffle=True, seed=config.seed + step)
@@ -172,22 +172,47 @@ def check_traceable(model: nn.Module, example: dict[str, torch.Tensor]) -> tp.De
     return graph
 
 
+def mixes_channels(module: nn.Module) -> bool:
+    """A layer whose every output reads many input channels (not a depthwise conv, BatchNorm or activation)."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return module.groups == 1 or module.groups != module.in_channels
+    return isinstance(module, (nn.Linear, nn.RNNBase, nn.MultiheadAttention))
+
+
+def output_layers(graph: tp.DependencyGraph) -> list[nn.Module]:
+    """The layers whose output channels are the model's outputs, read from the traced graph: those with a path
+    to the graph's end through no other channel-mixing layer (pooling, flatten, BatchNorm pass through).
+
+    Pruning one would remove outputs (a 1000-way head pruned to 500), whatever the data's class count.
+    """
+    def reaches_end(node, seen: set) -> bool:
+        if not node.outputs:
+            return True
+        for child in node.outputs:
+            if id(child) in seen or mixes_channels(child.module):
+                continue
+            seen.add(id(child))
+            if reaches_end(child, seen):
+                return True
+        return False
+
+    return [m for m, node in graph.module2node.items() if mixes_channels(m) and reaches_end(node, set())]
+
+
 class ChannelPruner:
     """Channel pruning of CNNs with DepGraph: by ratio, or step by step down to a MACs target."""
 
-    def __init__(self, model: nn.Module, example: dict, config: PruneConfig, num_classes: int):
+    def __init__(self, model: nn.Module, example: dict, config: PruneConfig):
         tensors = {k: torch.from_numpy(v) for k, v in example.items()}
         model.eval()
         if config.criterion == "bn_scale" and not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
                                                       for m in model.modules()):
             raise InvalidInput("criterion bn_scale ranks channels by BatchNorm scale, but this model has no "
                                "BatchNorm layers; use magnitude, taylor or lamp")
-        check_traceable(model, tensors)
+        heads = output_layers(check_traceable(model, tensors))
         self.model, self.example, self.config = model, tensors, config
         self.base_macs = count_macs_params(model, example)[0]
         self.example_np = example
-        heads = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))
-                 and (getattr(m, "out_features", None) or getattr(m, "out_channels", None)) == num_classes]
         # To a MACs target: many small steps, stopping as soon as the target is met.
         self.macs_steps = 40 if config.target_macs is not None else 0
         ratio = 0.9 if config.target_macs is not None else config.ratio
@@ -265,7 +290,7 @@ class HiddenUnitPruner:
 
     done = True
 
-    def __init__(self, model: nn.Module, example: dict, config: PruneConfig, num_classes: int):
+    def __init__(self, model: nn.Module, example: dict, config: PruneConfig):
         rnns = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.LSTM, nn.GRU))]
         if len(rnns) != 1 or not isinstance(getattr(model, "fc", None), nn.Linear):
             raise InvalidInput("hidden-unit pruning expects one LSTM/GRU followed by a linear `fc` classifier "
@@ -304,7 +329,7 @@ class BertPruner:
 
     done = True
 
-    def __init__(self, model: nn.Module, example: dict, config: PruneConfig, num_classes: int):
+    def __init__(self, model: nn.Module, example: dict, config: PruneConfig):
         self.model, self.config = model, config
         self.hf = model.hf
         first = self.hf.bert.encoder.layer[0]

@@ -12,6 +12,7 @@ import pytest
 
 from edgeopt.core import data as D
 from edgeopt.core.errors import DataUnavailable, InvalidInput
+from edgeopt.core.preprocess import ImagePreprocessor
 
 
 def write_idx(path, array):
@@ -54,7 +55,7 @@ def test_user_idx_directory(tmp_path, fashion):
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", fashion.train.labels[:300])
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", fashion.test.inputs[:50])
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", fashion.test.labels[:50])
-    loaded = D.load_idx_dir(tmp_path, name="mine", val_size=30)
+    loaded = D.load_idx_dir(tmp_path, name="mine", val_fraction=0.1)
     assert (len(loaded.train), len(loaded.val), len(loaded.test)) == (270, 30, 50)
     assert np.array_equal(loaded.test.inputs, fashion.test.inputs[:50])
     assert D.load_dataset(tmp_path).kind == "image"
@@ -88,7 +89,10 @@ def test_image_folder(tmp_path, fashion):
     loaded = D.load_dataset(tmp_path)
     assert loaded.kind == "image"
     assert len(loaded.train) + len(loaded.val) + len(loaded.test) == 12
-    assert loaded.train.inputs.shape[1:] == (28, 28)
+    assert isinstance(loaded.train.inputs, D.ImageFiles)  # decoded per batch, at the model's size
+    first = loaded.train.inputs[0]
+    index = int(first.stem)
+    assert np.array_equal(ImagePreprocessor().pixels(loaded.train.inputs[:1])[0, ..., 0], fashion.test.inputs[index])
 
 
 def test_user_csv_with_class_names(tmp_path):

@@ -32,12 +32,38 @@ IDX_FILES = {
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
+class ImageFiles:
+    """The image files of a split, decoded only when a batch needs them, at the model's size and channels (by
+    its ImagePreprocessor): a folder of 224 x 224 photos is never held in memory whole."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self):
+        return iter(self.paths)
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            return self.paths[index]
+        if isinstance(index, slice):
+            return ImageFiles(self.paths[index])
+        return ImageFiles([self.paths[i] for i in np.asarray(index, dtype=np.int64)])
+
+    def update(self, digest) -> None:
+        """Hash the files' contents (not their names), so a moved folder is the same data."""
+        for path in self.paths:
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+
+
 @dataclass(frozen=True)
 class Split:
-    """One split: inputs (uint8 images N x H x W, or a list of strings) and integer labels."""
+    """One split: inputs (uint8 images N x H x W, image files, or a list of strings) and integer labels."""
 
     name: str
-    inputs: np.ndarray | list[str]
+    inputs: np.ndarray | ImageFiles | list[str]
     labels: np.ndarray
 
     def __len__(self) -> int:
@@ -48,6 +74,8 @@ class Split:
         digest = hashlib.sha256()
         if isinstance(self.inputs, np.ndarray):
             digest.update(np.ascontiguousarray(self.inputs).tobytes())
+        elif isinstance(self.inputs, ImageFiles):
+            self.inputs.update(digest)
         else:
             for text in self.inputs:
                 digest.update(text.encode("utf-8") + b"\0")
@@ -59,7 +87,7 @@ class Split:
         if count is None or count >= len(self):
             return self
         index = np.sort(np.random.default_rng(seed).permutation(len(self))[:count])
-        inputs = self.inputs[index] if isinstance(self.inputs, np.ndarray) else [self.inputs[i] for i in index]
+        inputs = [self.inputs[i] for i in index] if isinstance(self.inputs, list) else self.inputs[index]
         return Split(f"{self.name}[{count}@{seed}]", inputs, self.labels[index])
 
 
@@ -86,10 +114,23 @@ class Dataset:
         }
 
 
-def _seeded_split(count: int, fractions: tuple[float, float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_sizes(count: int, fractions: tuple[float, ...], where: str) -> list[int]:
+    """Held-out split sizes: a fraction of `count` each, at least one sample, leaving a non-empty train split.
+
+    Fixed sizes broke small data sets (5,000 validation images out of 4,000 left training empty, so calibration
+    and fine-tuning ran on nothing); an empty split is an error naming the data set.
+    """
+    sizes = [max(1, int(round(count * fraction))) for fraction in fractions]
+    if count - sum(sizes) < 1:
+        raise InvalidInput(f"{where}: {count} samples are too few to split into train plus "
+                           f"{' + '.join(map(str, sizes))} held out (fractions {fractions}); add samples")
+    return sizes
+
+
+def _seeded_split(count: int, fractions: tuple[float, float], seed: int,
+                  where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(count)
-    n_val = int(round(count * fractions[0]))
-    n_test = int(round(count * fractions[1]))
+    n_val, n_test = split_sizes(count, fractions, where)
     return np.sort(order[n_val + n_test:]), np.sort(order[:n_val]), np.sort(order[n_val:n_val + n_test])
 
 
@@ -122,8 +163,9 @@ def _find_idx(root: Path, stem: str) -> Path | None:
 
 
 def load_idx_dir(root: Path | str | None = None, name: str = "fashion-mnist",
-                 val_size: int = 5000, seed: int = 0, classes: list[str] | None = None) -> Dataset:
-    """MNIST-style IDX files: the official train file is split seeded into train/val; the test file is test."""
+                 val_fraction: float = 1 / 12, seed: int = 0, classes: list[str] | None = None) -> Dataset:
+    """MNIST-style IDX files: the official train file is split seeded into train/val (`val_fraction` of it,
+    5,000 of Fashion-MNIST's 60,000); the test file is test."""
     root = Path(root) if root is not None else FASHION_MNIST_DIR
     files = {key: _find_idx(root, stem) for key, stem in IDX_FILES.items()}
     missing = [IDX_FILES[k] for k, v in files.items() if v is None]
@@ -136,7 +178,10 @@ def load_idx_dir(root: Path | str | None = None, name: str = "fashion-mnist",
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
         raise InvalidInput(f"{root}: image and label counts differ ({len(train_x)}/{len(train_y)} train, "
                            f"{len(test_x)}/{len(test_y)} test)")
+    if len(test_x) == 0:
+        raise InvalidInput(f"{root}: the test IDX files hold no samples")
     order = np.random.default_rng(seed).permutation(len(train_x))
+    (val_size,) = split_sizes(len(train_x), (val_fraction,), str(root))
     val_index, train_index = np.sort(order[:val_size]), np.sort(order[val_size:])
     n_classes = int(max(train_y.max(), test_y.max())) + 1
     classes = classes or (FASHION_MNIST_CLASSES if n_classes == 10 and name == "fashion-mnist"
@@ -147,29 +192,18 @@ def load_idx_dir(root: Path | str | None = None, name: str = "fashion-mnist",
                    test=Split("test", test_x, test_y))
 
 
-def load_image_folder(root: Path | str, size: int = 28, seed: int = 0,
-                      fractions: tuple[float, float] = (0.1, 0.1)) -> Dataset:
-    """ImageFolder layout (root/CLASS/*.png), converted to grayscale size x size.
+def load_image_folder(root: Path | str, seed: int = 0, fractions: tuple[float, float] = (0.1, 0.1)) -> Dataset:
+    """ImageFolder layout (root/CLASS/*.png, any size and channels), read lazily as image files.
 
-    With root/train and root/test subfolders those are used as given; otherwise splits are seeded.
+    With root/train and root/test subfolders those are used as given; otherwise splits are seeded. The
+    model's preprocessing (resize, crop, channels, normalisation) decodes them batch by batch.
     """
-    from PIL import Image
-
     root = Path(root)
 
-    def read_tree(base: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        images, labels = [], []
-        for label, cls in enumerate(classes):
-            for file in sorted((base / cls).iterdir()) if (base / cls).is_dir() else []:
-                if file.suffix.lower() not in IMAGE_SUFFIXES:
-                    continue
-                try:
-                    with Image.open(file) as img:
-                        images.append(np.asarray(img.convert("L").resize((size, size)), dtype=np.uint8))
-                except OSError as error:
-                    raise InvalidInput(f"{file}: not a readable image: {error}") from None
-                labels.append(label)
-        return np.stack(images) if images else np.zeros((0, size, size), np.uint8), np.asarray(labels, np.int64)
+    def read_tree(base: Path, classes: list[str]) -> tuple[ImageFiles, np.ndarray]:
+        files = [(file, label) for label, cls in enumerate(classes) if (base / cls).is_dir()
+                 for file in sorted((base / cls).iterdir()) if file.suffix.lower() in IMAGE_SUFFIXES]
+        return ImageFiles([f for f, _ in files]), np.asarray([label for _, label in files], np.int64)
 
     if not root.is_dir():
         raise InvalidInput(f"{root}: not a directory (expected an ImageFolder layout root/CLASS/image.png)")
@@ -182,18 +216,47 @@ def load_image_folder(root: Path | str, size: int = 28, seed: int = 0,
         x, y = read_tree(root / "train", classes)
         test_x, test_y = read_tree(root / "test", classes)
         order = np.random.default_rng(seed).permutation(len(x))
-        n_val = max(1, int(len(x) * fractions[0]))
+        (n_val,) = split_sizes(len(x), fractions[:1], str(root / "train"))
+        if not len(test_x):
+            raise InvalidInput(f"{root / 'test'}: no images in the class folders {classes}")
         val_i, train_i = np.sort(order[:n_val]), np.sort(order[n_val:])
         splits = (Split("train", x[train_i], y[train_i]), Split("val", x[val_i], y[val_i]),
                   Split("test", test_x, test_y))
     else:
         x, y = read_tree(root, classes)
-        if len(x) < 3:
-            raise InvalidInput(f"{root}: found {len(x)} images; need at least 3 to split train/val/test")
-        train_i, val_i, test_i = _seeded_split(len(x), fractions, seed)
+        train_i, val_i, test_i = _seeded_split(len(x), fractions, seed, str(root))
         splits = tuple(Split(n, x[i], y[i]) for n, i in (("train", train_i), ("val", val_i), ("test", test_i)))
     return Dataset(name=root.name, kind="image", classes=classes, source=str(root),
                    train=splits[0], val=splits[1], test=splits[2])
+
+
+def image_shape(split: Split) -> tuple[int, int]:
+    """(channels, size) of a split's images as stored: an IDX array's, or its first file's (shorter side)."""
+    if isinstance(split.inputs, np.ndarray):
+        return (1 if split.inputs.ndim == 3 else split.inputs.shape[-1]), int(min(split.inputs.shape[1:3]))
+    from PIL import Image
+
+    with Image.open(split.inputs[0]) as image:
+        return {"L": 1, "1": 1, "RGBA": 4}.get(image.mode, 3), min(image.size)
+
+
+def apply_label_map(data: Dataset, label_map: dict[str, int], where: str = "label_map") -> Dataset:
+    """The data labelled by the model's output indices (class name -> output index), for a model whose label
+    space differs from the data's classes (an ImageNet model on a folder of some ImageNet classes): accuracy
+    then compares the model's top output with the mapped index. Unnamed outputs are called "output N"."""
+    missing = [c for c in data.classes if c not in label_map]
+    unknown = [c for c in label_map if c not in data.classes]
+    if missing or unknown:
+        raise InvalidInput(f"{where}: must name every class of {data.source} exactly (classes "
+                           f"{data.classes}); missing {missing}, unknown {unknown}")
+    index = np.asarray([label_map[c] for c in data.classes], dtype=np.int64)
+    if len(set(index.tolist())) != len(index) or index.min() < 0:
+        raise InvalidInput(f"{where}: output indices must be distinct and >= 0, got {label_map}")
+    names = {label_map[c]: c for c in data.classes}
+    classes = [names.get(i, f"output {i}") for i in range(int(index.max()) + 1)]
+    relabel = lambda s: Split(s.name, s.inputs, index[s.labels])  # noqa: E731
+    return Dataset(name=data.name, kind=data.kind, classes=classes, source=data.source,
+                   train=relabel(data.train), val=relabel(data.val), test=relabel(data.test), extra=data.extra)
 
 
 # ---------------------------------------------------------------- text
@@ -229,8 +292,6 @@ def load_text_csv(path: Path | str, seed: int = 0, fractions: tuple[float, float
             rows = [(row["text"], row["label"]) for row in reader]
     except (OSError, UnicodeDecodeError) as error:
         raise InvalidInput(f"{path}: cannot read CSV: {error}") from None
-    if len(rows) < 3:
-        raise InvalidInput(f"{path}: {len(rows)} rows; need at least 3 to split train/val/test")
     raw = [label for _, label in rows]
     if all(r.strip().lstrip("-").isdigit() for r in raw):
         classes = [str(i) for i in range(max(int(r) for r in raw) + 1)]
@@ -243,7 +304,7 @@ def load_text_csv(path: Path | str, seed: int = 0, fractions: tuple[float, float
 
 def _text_dataset(name, texts, labels, classes, source, seed, fractions) -> Dataset:
     labels = np.asarray(labels, dtype=np.int64)
-    train_i, val_i, test_i = _seeded_split(len(texts), fractions, seed)
+    train_i, val_i, test_i = _seeded_split(len(texts), fractions, seed, source)
     pick = lambda index: [texts[i] for i in index]  # noqa: E731
     return Dataset(name=name, kind="text", classes=classes, source=source,
                    train=Split("train", pick(train_i), labels[train_i]),
@@ -289,6 +350,8 @@ def dataset_of(artifact) -> Dataset:
         data = _load_unchanged(spec, _modified(spec))
     except (InvalidInput, DataUnavailable) as error:
         raise DataUnavailable(f"{artifact.path}: cannot load its data set {spec}: {error}") from None
+    if recorded.get("label_map"):
+        data = apply_label_map(data, recorded["label_map"], f"{artifact.path}: label_map")
     for split, saved in (recorded.get("splits") or {}).items():
         current = data.split(split)
         if saved.get("sha256") and saved["sha256"] != current.sha256:
@@ -309,5 +372,5 @@ def _modified(spec: str) -> int:
     return path.stat().st_mtime_ns if path.exists() else 0
 
 
-__all__ = ["Dataset", "Split", "dataset_of", "load_dataset", "load_idx_dir", "load_image_folder",
+__all__ = ["Dataset", "ImageFiles", "Split", "apply_label_map", "image_shape", "dataset_of", "load_dataset", "load_idx_dir", "load_image_folder",
            "load_rotten_tomatoes", "load_text_csv", "read_idx", "FASHION_MNIST_CLASSES", "SENTIMENT_CLASSES"]

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .artifacts import Family, TensorSpec
+from .errors import InvalidInput
 
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = 0.2860, 0.3530
 TOKEN_PATTERN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
@@ -31,27 +32,95 @@ class Preprocessor(Protocol):
 
 
 class ImagePreprocessor:
-    """uint8 N x H x W (or N x C x H x W) -> float32 N x C x H x W, normalised."""
+    """Raw images -> float32 `pixel_values`: resize the shorter side, centre crop, channel order, per-channel
+    mean/std, layout.
+
+    Every step is explicit and saved with the artifact, so an exported or quantized model sees exactly what
+    the model was trained on. Takes uint8 arrays (N x H x W grey, or N x H x W x C) or image file paths.
+    """
 
     family = Family.CNN
 
-    def __init__(self, mean: float = FASHION_MNIST_MEAN, std: float = FASHION_MNIST_STD,
-                 channels: int = 1, size: int = 28):
+    def __init__(self, mean: float | list[float] = FASHION_MNIST_MEAN, std: float | list[float] = FASHION_MNIST_STD,
+                 channels: int = 1, size: int = 28, resize: int | None = None, channel_order: str = "RGB",
+                 layout: str = "NCHW"):
+        if channels not in PIL_MODES:
+            raise ValueError(f"channels must be one of {sorted(PIL_MODES)}, got {channels}")
+        if channel_order not in ("RGB", "BGR") or layout not in ("NCHW", "NHWC"):
+            raise ValueError(f"channel_order must be RGB or BGR and layout NCHW or NHWC, got {channel_order}, "
+                             f"{layout}")
+        for name, value in (("mean", mean), ("std", std)):
+            if isinstance(value, list) and len(value) not in (1, channels):
+                raise ValueError(f"{name} has {len(value)} values; give 1 or one per channel ({channels})")
         self.mean, self.std, self.channels, self.size = mean, std, channels, size
+        self.resize, self.channel_order, self.layout = resize or size, channel_order, layout
 
-    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        images = np.asarray(images)
-        if images.ndim == 3:
-            images = images[:, None]
-        pixels = (images.astype(np.float32) / 255.0 - self.mean) / self.std
-        return {"pixel_values": pixels.astype(np.float32)}
+    def __call__(self, images) -> dict[str, np.ndarray]:
+        pixels = self.pixels(images).astype(np.float32) / 255.0
+        if self.channel_order == "BGR":
+            pixels = pixels[..., ::-1]
+        mean, std = (np.asarray(v, dtype=np.float32).reshape(-1) for v in (self.mean, self.std))
+        pixels = (pixels - mean) / std
+        if self.layout == "NCHW":
+            pixels = pixels.transpose(0, 3, 1, 2)
+        return {"pixel_values": np.ascontiguousarray(pixels, dtype=np.float32)}
+
+    def pixels(self, images) -> np.ndarray:
+        """uint8 N x size x size x channels; arrays already at the model's size and channels pass straight."""
+        if isinstance(images, np.ndarray):
+            arrays = images[..., None] if images.ndim == 3 else images
+            if arrays.shape[1:] == (self.size, self.size, self.channels) and self.resize == self.size:
+                return arrays
+            decoded = (_from_array(array) for array in arrays)
+        else:
+            decoded = (_open_image(path) for path in images)
+        fitted = [self._fit(image) for image in decoded]
+        return np.stack(fitted) if fitted else np.zeros((0, self.size, self.size, self.channels), np.uint8)
+
+    def _fit(self, image) -> np.ndarray:
+        """Convert to the model's channels, scale the shorter side to `resize`, crop the centre size x size."""
+        from PIL import Image
+
+        image = image.convert(PIL_MODES[self.channels])
+        scale = self.resize / min(image.size)
+        if scale != 1:
+            image = image.resize((max(self.size, round(image.width * scale)),
+                                  max(self.size, round(image.height * scale))), Image.BILINEAR)
+        left, top = (image.width - self.size) // 2, (image.height - self.size) // 2
+        array = np.asarray(image.crop((left, top, left + self.size, top + self.size)), dtype=np.uint8)
+        return array.reshape(self.size, self.size, self.channels)
 
     def to_spec(self) -> dict[str, Any]:
         return {"kind": "image", "mean": self.mean, "std": self.std, "channels": self.channels,
-                "size": self.size, "files": []}
+                "size": self.size, "resize": self.resize, "channel_order": self.channel_order,
+                "layout": self.layout, "files": []}
 
     def input_specs(self) -> list[TensorSpec]:
-        return [TensorSpec(name="pixel_values", dtype="float32", shape=["batch", self.channels, self.size, self.size])]
+        shape = (["batch", self.channels, self.size, self.size] if self.layout == "NCHW"
+                 else ["batch", self.size, self.size, self.channels])
+        return [TensorSpec(name="pixel_values", dtype="float32", shape=shape)]
+
+
+PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def _from_array(array: np.ndarray):
+    """H x W x C uint8 as a PIL image (one channel as greyscale)."""
+    from PIL import Image
+
+    return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+
+
+def _open_image(path):
+    """An image file, decoded now; an unreadable file is an error naming it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except OSError as error:
+        raise InvalidInput(f"{path}: not a readable image: {error}") from None
 
 
 def tokenize(text: str) -> list[str]:
@@ -140,7 +209,8 @@ def load_preprocessor(directory: Path, spec: dict[str, Any]) -> Preprocessor:
     """Rebuild the preprocessor an artifact was saved with."""
     kind = spec.get("kind")
     if kind == "image":
-        return ImagePreprocessor(spec["mean"], spec["std"], spec.get("channels", 1), spec.get("size", 28))
+        return ImagePreprocessor(spec["mean"], spec["std"], spec.get("channels", 1), spec.get("size", 28),
+                                 spec.get("resize"), spec.get("channel_order", "RGB"), spec.get("layout", "NCHW"))
     if kind == "vocab":
         return VocabEncoder.load(directory, spec)
     if kind == "wordpiece":

@@ -65,15 +65,17 @@ def to_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 def iterate_batches(preprocessor: Preprocessor, split: Split, batch_size: int, shuffle: bool = False,
                     seed: int = 0, augment: bool = False) -> Iterator[Batch]:
-    """Yield (inputs, labels) batches; images are encoded once, texts per batch (padding to the batch)."""
+    """Yield (inputs, labels) batches; image arrays are encoded once, image files and texts per batch."""
     order = np.random.default_rng(seed).permutation(len(split)) if shuffle else np.arange(len(split))
     labels = torch.from_numpy(np.asarray(split.labels, dtype=np.int64))
     if isinstance(preprocessor, ImagePreprocessor):
-        pixels = torch.from_numpy(preprocessor(split.inputs)["pixel_values"])
+        encoded = isinstance(split.inputs, np.ndarray)
+        pixels = torch.from_numpy(preprocessor(split.inputs)["pixel_values"]) if encoded else None
         generator = torch.Generator().manual_seed(seed)
         for start in range(0, len(order), batch_size):
             index = torch.from_numpy(order[start:start + batch_size])
-            batch = pixels[index]
+            batch = pixels[index] if encoded else torch.from_numpy(
+                preprocessor(split.inputs[order[start:start + batch_size]])["pixel_values"])
             if augment:
                 batch = augment_images(batch, generator)
             yield {"pixel_values": batch}, labels[index]

@@ -44,9 +44,10 @@ def train(images: Path, weights: Path) -> None:
     from my_model import make_model
 
     from edgeopt.core.data import load_image_folder
+    from edgeopt.core.preprocess import ImagePreprocessor
 
-    data = load_image_folder(images)
-    x = torch.from_numpy((data.train.inputs[:, None].astype(np.float32) / 255 - MEAN) / STD)
+    data = load_image_folder(images)  # image files, decoded by the preprocessing the model was trained with
+    x = torch.from_numpy(ImagePreprocessor(MEAN, STD)(data.train.inputs)["pixel_values"])
     y = torch.from_numpy(data.train.labels)
     torch.manual_seed(0)
     model = make_model(num_classes=len(data.classes))

@@ -6,17 +6,14 @@ raises CheckpointError; it is never silently retrained over.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch_pruning as tp
 
-from ..artifacts import Artifact, Family, Format, check_output, output_directory
+from ..artifacts import Artifact, Family, Format, TensorSpec, check_output, output_directory
 from ..data import Dataset, dataset_of, load_dataset
 from ..errors import CheckpointError, InvalidInput
 from ..paths import BUNDLED_WEIGHTS_DIR, cache_dir
@@ -94,38 +91,44 @@ def find_zoo_checkpoint(name: str) -> Artifact | None:
 
 
 def count_macs_params(model: torch.nn.Module, example_inputs: dict[str, np.ndarray]) -> tuple[int, int]:
-    """MACs and parameters at batch 1 (torch-pruning's op counter, with recurrent layers counted analytically).
+    """MACs and parameters at batch 1: the project's one counter (manifests, pruning targets, fidelity).
 
-    torch-pruning 1.6 reads batch and sequence from the wrong axes of a batch-first RNN input (it counts
-    sequence x input_size steps), so LSTM/GRU layers are recounted here from their real input shape.
+    torch's FlopCounterMode counts at the aten level, so every convolution, linear layer, matmul and attention
+    is counted whatever module class calls it (a Conv2d subclass with same padding included). Fused kernels
+    it cannot see (aten::lstm; MultiheadAttention's inference fast path) are counted analytically instead:
+    each such layer's count is replaced by `FUSED_MACS`.
     """
-    inputs = {k: v[:1] for k, v in to_tensors(example_inputs).items()}
-    recurrent_shapes: dict[torch.nn.Module, tuple[int, int]] = {}
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def record(module, args, _output):
-        data = args[0]
-        batch, steps = (data.shape[0], data.shape[1]) if module.batch_first else (data.shape[1], data.shape[0])
-        recurrent_shapes[module] = (batch, steps)
+    inputs = {k: v[:1] for k, v in to_tensors(example_inputs).items()}
+    counter = FlopCounterMode(display=False)
+    corrections: list[int] = []  # per fused layer: its analytic MACs minus what the counter saw in it
+
+    def before(module, args):
+        corrections.append(counter.get_total_flops() // 2)
+
+    def after(module, args, _output):
+        analytic = next(count for kind, count in FUSED_MACS.items() if isinstance(module, kind))
+        corrections[-1] += analytic(module, args) - counter.get_total_flops() // 2
 
     was_training = model.training
     model.eval()
-    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, torch.nn.RNNBase)]
+    fused = [m for m in model.modules() if isinstance(m, tuple(FUSED_MACS))]
+    hooks = [h for m in fused for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
     try:
-        with torch.no_grad():
-            if hooks:
-                model(**inputs)
+        with torch.no_grad(), counter:
+            model(**inputs)
     finally:
         for hook in hooks:
             hook.remove()
-    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # torch-pruning prints a notice
-        macs, params, per_layer, _ = tp.utils.count_ops_and_params(model, example_inputs=inputs, layer_wise=True)
-    model.train(was_training)
-    for module, (batch, steps) in recurrent_shapes.items():
-        macs += _recurrent_macs(module, batch, steps) - per_layer.get(module, 0)
-    return int(macs), int(params)
+        model.train(was_training)
+    params = sum(p.numel() for p in model.parameters())
+    return int(counter.get_total_flops() // 2 + sum(corrections)), int(params)
 
 
-def _recurrent_macs(module: torch.nn.RNNBase, batch: int, steps: int) -> int:
+def _recurrent_macs(module: torch.nn.RNNBase, args) -> int:
+    data = args[0]
+    batch, steps = (data.shape[0], data.shape[1]) if module.batch_first else (data.shape[1], data.shape[0])
     gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
     directions = 2 if module.bidirectional else 1
     total = 0
@@ -133,6 +136,19 @@ def _recurrent_macs(module: torch.nn.RNNBase, batch: int, steps: int) -> int:
         in_size = module.input_size if layer == 0 else module.hidden_size * directions
         total += gates * module.hidden_size * (in_size + module.hidden_size)
     return total * directions * batch * steps
+
+
+def _attention_macs(module: torch.nn.MultiheadAttention, args) -> int:
+    """q/k/v and output projections, plus QK^T and attention x V."""
+    query, key = args[0], args[1]
+    batch, queries, keys = ((query.shape[0], query.shape[1], key.shape[1]) if module.batch_first
+                            else (query.shape[1], query.shape[0], key.shape[0]))
+    embed = module.embed_dim
+    projections = queries * embed * embed * 2 + keys * embed * (module.kdim + module.vdim)
+    return batch * (projections + 2 * queries * keys * embed)
+
+
+FUSED_MACS = {torch.nn.RNNBase: _recurrent_macs, torch.nn.MultiheadAttention: _attention_macs}
 
 
 def train_zoo_model(name: str, force: bool = False, out: Path | None = None, progress=None,
@@ -164,10 +180,14 @@ def save_torch_artifact(model: torch.nn.Module, arch: dict[str, Any], preprocess
     """Write a torch-format artifact through `output_directory` (staged, then swapped in; an existing artifact
     is replaced only with `force`): weights, preprocessing, manifest.
 
-    MACs and parameters at batch 1 are added to the metrics.
+    MACs and parameters at batch 1 are added to the metrics; the output width is the model's, as it computes
+    it (a 1000-way head on 3-class data stays 1000 wide), never assumed from the data's class count.
     """
     model.eval()
-    macs, params = count_macs_params(model, preprocessor(data.test.inputs[:2]))
+    example = preprocessor(data.test.inputs[:2])
+    macs, params = count_macs_params(model, example)
+    with torch.no_grad():
+        width = int(model(**to_tensors(example)).shape[-1])
     with output_directory(destination, force=force) as staging:
         model_file = save_torch_model(model, staging, arch)
         if isinstance(preprocessor, (VocabEncoder, WordPieceEncoder)):
@@ -175,6 +195,7 @@ def save_torch_artifact(model: torch.nn.Module, arch: dict[str, Any], preprocess
         artifact = Artifact(
             name=name, family=family, format=Format.TORCH, model_file=model_file, arch=arch,
             preprocess=preprocessor.to_spec(), inputs=preprocessor.input_specs(), labels=data.classes,
+            outputs=[TensorSpec(name="logits", dtype="float32", shape=["batch", width])],
             dataset=data.describe(), recipe=recipe or [], parent=parent,
             metrics={**(metrics or {}), "macs": macs, "params": params},
         )
