@@ -15,8 +15,9 @@ MODEL_HELP = "A zoo model name (cnn, resnet, lstm, bert), an artifact directory,
 
 def export(
     model: str = typer.Argument(..., help=MODEL_HELP),
-    fmt: str = typer.Option(..., "--format", "-f", help="Target format: onnx, openvino or tensorrt."),
-    precision: str = typer.Option("fp32", help="fp32, or fp16 (openvino: fp16-compressed weights; tensorrt)."),
+    fmt: str = typer.Option(..., "--format", "-f", help="Target format: onnx, openvino, tensorrt, executorch or litert."),
+    precision: str = typer.Option("fp32", help="fp32, fp16 (openvino: fp16-compressed weights; tensorrt), or int8 "
+                                                     "(executorch, litert: quantized while exporting)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Artifact directory "
                                           "(default: ./edgeopt-exports/NAME-FORMAT-PRECISION)."),
     force: bool = typer.Option(False, "--force", help=FORCE_OUTPUT_HELP),
@@ -26,12 +27,15 @@ def export(
                                                       "(default: the family's; the LSTM uses torchscript)."),
     source: Optional[str] = typer.Option(None, help="openvino only: convert from torch (default) or onnx."),
     workspace_mb: Optional[int] = typer.Option(None, help="tensorrt only: builder workspace limit in MiB."),
+    activations: Optional[str] = typer.Option(None, help="executorch/litert int8: static (calibrated, full INT8; "
+                                                         "default) or dynamic (dynamic-range INT8)."),
+    max_batch: Optional[int] = typer.Option(None, help="executorch: upper bound of the batch (default 64)."),
     family: Optional[str] = typer.Option(None, help="For a plain .onnx file: cnn, lstm or bert."),
     dataset: Optional[str] = typer.Option(None, help="For a plain .onnx file: its data set (default: the family's)."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check parity against the source model."),
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
-    """Export a model to ONNX, OpenVINO IR or a TensorRT engine and check it against its source on real
+    """Export a model to ONNX, OpenVINO IR, a TensorRT engine, ExecuTorch (.pte) or LiteRT (.tflite) and check it against its source on real
     test inputs (batch 1 and 7; text lengths 5 and 128). Prints the artifact path and the parity report."""
     from edgeopt.core.progress import progress_bars
     from edgeopt.export import export_artifact
@@ -46,6 +50,7 @@ def export(
         options["source"] = source
     if workspace_mb is not None:
         options["workspace_mb"] = workspace_mb
+    options.update({k: v for k, v in (("activations", activations), ("max_batch", max_batch)) if v is not None})
     with progress_bars(enabled=not as_json) as progress:
         child = export_artifact(artifact, fmt, destination, precision, options, verify=verify, progress=progress,
                                 force=force)
