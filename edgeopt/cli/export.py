@@ -35,8 +35,9 @@ def export(
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check parity against the source model."),
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
-    """Export a model to ONNX, OpenVINO IR, a TensorRT engine, ExecuTorch (.pte) or LiteRT (.tflite) and check it against its source on real
-    test inputs (batch 1 and 7; text lengths 5 and 128). Prints the artifact path and the parity report."""
+    """Export a model to ONNX, OpenVINO IR, a TensorRT engine, ExecuTorch (.pte) or LiteRT (.tflite) and check it
+    against its source on real test inputs (batch 1 and 7; text lengths 5 and 128). Prints the artifact path and
+    the parity report."""
     from edgeopt.core.progress import progress_bars
     from edgeopt.export import export_artifact
     from edgeopt.export.wrap import resolve_artifact
