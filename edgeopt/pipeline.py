@@ -339,8 +339,7 @@ def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> A
     data = load_dataset(p["dataset"])
     if p.get("label_map"):
         data = apply_label_map(data, p["label_map"], f"models.{p['model']}.label_map")
-    # the path, so every later step can load it again (and map it again)
-    described = {**data.describe(), "name": p["dataset"], "label_map": p.get("label_map")}
+    described = {**data.describe(), "name": p["dataset"]}  # the path, so every later step can load it again
     if p.get("huggingface"):
         from edgeopt.core.models.bert import BertClassifier
 

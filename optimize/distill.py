@@ -136,8 +136,8 @@ def make_student(teacher: Artifact, teacher_model: nn.Module, config: DistillCon
         return bert_student(teacher_model, config.depth)
     w = config.width
     if config.student in ("mobilenetv2", "squeezenet"):
-        channels = preprocessor.channels
-        arch = {"builder": config.student, "num_classes": classes, "in_channels": channels, "width": w}
+        arch = {"builder": config.student, "num_classes": classes, "in_channels": preprocessor.channels,
+                "image_size": preprocessor.size, "width": w}
     else:
         vocab = len(preprocessor.vocab) if isinstance(preprocessor, VocabEncoder) else len(preprocessor.tokenizer)
         if config.student == "textcnn":

@@ -270,6 +270,7 @@ def test_pruning_never_prunes_the_output_layer(teacher, tmp_path):
     assert model.stem[0].out_channels < 16  # the rest was pruned
     assert child.outputs[0].shape == ["batch", 10]
     assert child.metrics["macs"] < teacher.metrics["macs"]
+    assert child.dataset["label_map"] == CLASSES  # so its exports are measured through the map too
 
 
 def test_distilled_student_takes_the_teachers_outputs_and_channels(teacher, tmp_path):
@@ -279,13 +280,24 @@ def test_distilled_student_takes_the_teachers_outputs_and_channels(teacher, tmp_
 
     config = DistillConfig(student="mobilenetv2", width=0.25, train=TrainConfig(epochs=2, batch_size=16, lr=3e-3))
     child = distill(teacher, config, tmp_path / "student")
-    assert child.arch["num_classes"] == 10 and child.arch["in_channels"] == 3
+    assert (child.arch["num_classes"], child.arch["in_channels"], child.arch["image_size"]) == (10, 3, SIZE)
     student = load_module(child)
     logits = student(pixel_values=torch.zeros(1, 3, SIZE, SIZE))
     assert logits.shape == (1, 10)
     summary = child.metrics["distill"]
     assert {"baseline_test_accuracy", "distillation_gain", "teacher_test_accuracy"} <= set(summary)
     assert summary["teacher_test_accuracy"] > 0.6
+
+
+@pytest.mark.parametrize("builder", ["mobilenetv2", "squeezenet"])
+def test_students_take_imagenet_inputs(builder):
+    """RGB 224 x 224 with 1000 outputs: the blocks work on feature maps as small as at 28 x 28 (7 x 7 at the end)."""
+    from edgeopt.core.models import build_module
+
+    student = build_module({"builder": builder, "num_classes": 1000, "in_channels": 3, "image_size": 224}).eval()
+    with torch.no_grad():
+        assert student.features(torch.zeros(1, 3, 224, 224)).shape[-1] == 7
+        assert student(pixel_values=torch.zeros(2, 3, 224, 224)).shape == (2, 1000)
 
 
 def test_distillation_names_a_teacher_narrower_than_its_labels(rgb_folder, factory_dir, tmp_path):
@@ -308,7 +320,8 @@ def test_rgb_model_through_prune_export_quantize_measure(rgb_folder, factory_dir
     model.update(python_path=None, recipes=[
         {"name": "fp32", "runtimes": ["torch", "onnxruntime"]},
         {"name": "int8", "quantize": {"mode": "static", "samples": 32}, "runtimes": ["onnxruntime"]},
-        {"name": "pruned", "prune": {"ratio": 0.5}, "runtimes": ["onnxruntime"]},
+        {"name": "pruned", "prune": {"ratio": 0.3, "finetune": {"epochs": 4, "batch_size": 16, "lr": 2e-3}},
+         "runtimes": ["onnxruntime"]},
     ])
     config = {"output": str(tmp_path / "out"), "devices": ["cpu-1t"], "batch_sizes": [1],
               "measure": {"latency": {"warmup_runs": 1, "warmup_seconds": 0.01, "min_runs": 5, "min_seconds": 0.05}},
@@ -319,4 +332,5 @@ def test_rgb_model_through_prune_export_quantize_measure(rgb_folder, factory_dir
     rows = {(row.label, row.runtime): row for row in result.rows}
     assert all(row.status == "ok" for row in rows.values()), [row.error for row in rows.values()]
     assert len(rows) == 4
-    assert all(row.accuracy > 0.6 for row in rows.values())  # through each artifact's own runtime and the map
+    accuracies = {key: row.accuracy for key, row in rows.items()}
+    assert all(accuracy > 0.6 for accuracy in accuracies.values()), accuracies  # own runtime, through the map

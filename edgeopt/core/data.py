@@ -101,6 +101,7 @@ class Dataset:
     test: Split
     source: str = ""
     extra: dict = field(default_factory=dict)
+    label_map: dict[str, int] | None = None  # class name -> model output index (see apply_label_map)
 
     def split(self, name: str) -> Split:
         if name not in ("train", "val", "test"):
@@ -108,9 +109,11 @@ class Dataset:
         return getattr(self, name)
 
     def describe(self) -> dict:
+        """What an artifact records about its data, enough for `dataset_of` to load and map it again."""
         return {
             "name": self.name, "kind": self.kind, "source": self.source, "classes": self.classes,
             "splits": {s.name: {"size": len(s), "sha256": s.sha256} for s in (self.train, self.val, self.test)},
+            **({"label_map": self.label_map} if self.label_map else {}),
         }
 
 
@@ -256,7 +259,8 @@ def apply_label_map(data: Dataset, label_map: dict[str, int], where: str = "labe
     classes = [names.get(i, f"output {i}") for i in range(int(index.max()) + 1)]
     relabel = lambda s: Split(s.name, s.inputs, index[s.labels])  # noqa: E731
     return Dataset(name=data.name, kind=data.kind, classes=classes, source=data.source,
-                   train=relabel(data.train), val=relabel(data.val), test=relabel(data.test), extra=data.extra)
+                   train=relabel(data.train), val=relabel(data.val), test=relabel(data.test), extra=data.extra,
+                   label_map=dict(label_map))
 
 
 # ---------------------------------------------------------------- text

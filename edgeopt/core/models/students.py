@@ -1,12 +1,20 @@
 """Small students for knowledge distillation, each with a width knob so a sweep can trade size for accuracy."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 
 def _make_divisible(value: float, divisor: int = 8) -> int:
     return max(divisor, int(value + divisor / 2) // divisor * divisor)
+
+
+def extra_downsampling(image_size: int, limit: int) -> int:
+    """Stride-2 stages to add for inputs larger than 28 x 28, so the feature maps the blocks work on stay
+    about as small as they are for 28 x 28 inputs (224 x 224: 7 x 7 at the end, like the ImageNet models)."""
+    return min(limit, max(0, round(math.log2(image_size / 28))))
 
 
 class InvertedResidual(nn.Module):
@@ -28,21 +36,24 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2Student(nn.Module):
-    """MobileNetV2 for 28 x 28 inputs; `width` scales every layer.
+    """MobileNetV2 for `image_size` inputs (28 x 28 by default) with `in_channels`; `width` scales every layer.
 
     The stem downsamples to 14 x 14 by default (`stem_stride=2`, ~2.2 M MACs at width 1.0): depthwise convs
     at full resolution cost 3x the MACs and train very slowly on CPU for little accuracy on 28 x 28 images.
+    Larger inputs turn the stride-1 stages into stride 2 (up to two; 224 x 224 ends at 7 x 7).
     """
 
     SETTINGS = ((1, 16, 1, 1), (4, 24, 2, 2), (4, 32, 2, 2), (4, 64, 2, 1))  # expand, channels, repeats, stride
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, width: float = 1.0, last: int = 256,
-                 stem_stride: int = 2):
+                 stem_stride: int = 2, image_size: int = 28):
         super().__init__()
         channels = _make_divisible(16 * width)
         layers: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, stem_stride, 1, bias=False),
                                    nn.BatchNorm2d(channels), nn.ReLU6()]
-        for expand, base, repeats, stride in self.SETTINGS:
+        strided = [i for i, row in enumerate(self.SETTINGS) if row[3] == 1][:extra_downsampling(image_size, 2)]
+        for stage, (expand, base, repeats, stride) in enumerate(self.SETTINGS):
+            stride = 2 if stage in strided else stride
             out = _make_divisible(base * width)
             for index in range(repeats):
                 layers.append(InvertedResidual(channels, out, stride if index == 0 else 1, expand))
@@ -72,13 +83,16 @@ class Fire(nn.Module):
 
 
 class SqueezeNetStudent(nn.Module):
-    """SqueezeNet 1.1-style for 28 x 28 inputs; `width` scales every fire module."""
+    """SqueezeNet 1.1-style for `image_size` inputs (28 x 28 by default) with `in_channels`; `width` scales
+    every fire module. Larger inputs get a stride-2 stem and extra pooling (224 x 224 reaches 7 x 7)."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: float = 1.0):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: float = 1.0, image_size: int = 28):
         super().__init__()
         c = lambda v: _make_divisible(v * width)  # noqa: E731
+        extra = extra_downsampling(image_size, 3)
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, c(32), 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),           # 14 x 14
+            nn.Conv2d(in_channels, c(32), 3, 2 if extra else 1, 1), nn.ReLU(),
+            *[nn.MaxPool2d(2) for _ in range(max(0, extra - 1))], nn.MaxPool2d(2),      # 14 x 14 at 28
             Fire(c(32), c(16), c(32)), Fire(c(64), c(16), c(32)), nn.MaxPool2d(2),      # 7 x 7
             Fire(c(64), c(32), c(64)), Fire(c(128), c(32), c(64)),
         )
