@@ -204,6 +204,7 @@ class FitResult(BaseModel):
     seconds: float = 0.0
     study: str = ""
     storage: str = ""
+    report: str | None = Field(None, description="HTML report: the answer, the trials plot, every candidate")
 
     @property
     def ok(self) -> bool:
@@ -377,7 +378,7 @@ class Search:
         from edgeopt.results import rows_of
         from edgeopt.store import ResultStore
 
-        trials = [_trial(t) for t in study.trials]
+        trials = [_trial(t) for t in study.trials if t.state.name != "WAITING"]  # queued probes not yet run
         result = FitResult(model=self.config.model, budget=self.budget, trials=trials, study=self.study_name,
                            impossible=self.impossible)
         ids = [t.candidate_id for t in trials if t.candidate_id]
@@ -396,7 +397,29 @@ class Search:
         if self.impossible:
             result.notes.append("impossible budget: the smallest structure on every runtime misses a cost limit "
                                 "(measured before any training); see near_misses for what to relax")
+        finals = [result.winner.row] if result.winner else []
+        result.report = str(self._report(result, trained + baseline + finals))
         return result
+
+    def _report(self, result: FitResult, rows: list[Row]) -> Path:
+        """report-fit.html: the run report's page for these rows, with the trials plotted after the answer."""
+        from edgeopt.report import build_report, render_html
+        from edgeopt.report.html import trials_plot
+
+        frontier = {r.candidate_id for r in result.frontier}
+        points = [(t.number, t.latency_ms, t.accuracy, f"{t.recipe} {t.runtime}", t.candidate_id in frontier)
+                  for t in result.trials if t.phase in ("short", "full") and t.accuracy and t.latency_ms]
+        pick = next((t.number for t in result.trials if result.winner and t.phase == "full"
+                     and (t.recipe, t.runtime) == (result.winner.row.recipe, result.winner.row.runtime)), None)
+        data = build_report(rows, budget=self.budget, title=f"edgeopt fit {self.config.model}",
+                            notes=result.notes + [result.comparison])
+        section = (f"<h2>Search trials ({len(result.trials)}; short-schedule points are trials the pruner "
+                   f"stopped)</h2>" + trials_plot(points, self.budget, pick))
+        path = self.output / "report-fit.html"
+        staging = path.with_suffix(".html.tmp")
+        staging.write_text(render_html(data, section), encoding="utf-8")
+        staging.replace(path)
+        return path
 
     def _final(self, study, result: FitResult) -> tuple[Pick | None, RecipeConfig | None]:
         """Re-measure the best feasible trials with the default run's settings and the whole test split; the

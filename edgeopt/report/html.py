@@ -13,7 +13,7 @@ from edgeopt.recommend import Budget, Pick, pareto
 from edgeopt.results import Row
 
 from .data import ACCURACY_LOSS_PT, Answer, Gain, ReportData, limit_name
-from .svg import Point, bars, colours_for, scatter
+from .svg import ORDER_COLOURS, Point, bars, colours_for, scatter
 
 FIDELITY = "agreement with the FP32 model of the same architecture"
 STYLE = """
@@ -332,7 +332,25 @@ def _provenance(data: ReportData) -> str:
     return f'<table class="kv">{items}</table>' if items else '<p class="muted">none recorded</p>'
 
 
-def render_html(data: ReportData) -> str:
+def trials_plot(trials: list[tuple[int, float, float, str, bool]], budget: Budget, pick: int | None = None) -> str:
+    """A search's trials (number, latency ms, accuracy, label, on the frontier): accuracy vs latency, darker =
+    later, the budget's limits drawn, the frontier ringed and the pick starred."""
+    if not trials:
+        return '<p class="muted">no trial was trained and measured</p>'
+    last = max(t[0] for t in trials)
+    size = max(1, -(-(last + 1) // len(ORDER_COLOURS)))  # trials per colour, in order
+    group = {t[0]: f"trials {t[0] // size * size}-{t[0] // size * size + size - 1}" for t in trials}
+    colours = {group[t[0]]: ORDER_COLOURS[t[0] // size] for t in trials}
+    points = [Point(latency, 100 * accuracy, f"#{n} {label}", group[n], frontier, pick=n == pick)
+              for n, latency, accuracy, label, frontier in trials]
+    return scatter(points, f"search trials: accuracy vs {budget.percentile} latency — {budget.device}, batch "
+                   f"{budget.batch}", f"{budget.percentile} latency (ms)", "accuracy (%)", log_x=True,
+                   colours=colours, x_max=budget.max_latency_ms,
+                   y_min=None if budget.min_accuracy is None else 100 * budget.min_accuracy)
+
+
+def render_html(data: ReportData, sections: str = "") -> str:
+    """The report page; `sections` (HTML) follows the answer, e.g. a search's trials plot."""
     ok, failed = len(data.ok_rows), len(data.failures)
     models = sorted({r.model for r in data.rows})
     devices = sorted({r.device for r in data.rows})
@@ -354,6 +372,7 @@ def render_html(data: ReportData) -> str:
 <title>{escape(data.title)}</title><style>{STYLE}</style></head><body>
 <h1>{escape(data.title)}</h1><p class="muted">generated {escape(data.generated)}</p>
 <h2>Which model fits</h2>{_answers(data)}
+{sections}
 <div class="cards" style="margin-top:14px">{"".join(f'<div class="card"><b>{escape(v)}</b>{escape(k)}</div>'
                                                      for k, v in cards)}</div>
 {f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}

@@ -8,6 +8,7 @@ from html import escape
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
 CHAR_W, LABEL_H = 6.2, 12  # approximate size of an 11 px label character / line, to keep labels apart
 INFEASIBLE = "#d62728"
+ORDER_COLOURS = ("#c6dbef", "#9ecae1", "#6baed6", "#3182bd", "#08519c")  # light to dark: earlier to later
 
 
 @dataclass(frozen=True)
