@@ -96,6 +96,17 @@ def test_durations_and_bad_input(tmp_path):
     assert not (tmp_path / "fit.db").exists()  # nothing was started
 
 
+def test_trials_plot_colours_by_order_and_draws_the_budget():
+    from edgeopt.report.html import trials_plot
+    from edgeopt.report.svg import ORDER_COLOURS
+
+    trials = [(n, 0.05 + 0.01 * n, 0.85 + 0.005 * n, f"r{n}", n == 9) for n in range(10)]
+    svg = trials_plot(trials, Budget(device="cpu-1t", max_latency_ms=0.12, min_accuracy=0.86), pick=9)
+    assert svg.count("<circle") >= 9 and 'class="pick"' in svg and "#9 r9" in svg
+    assert "limit 0.12" in svg and "minimum 86" in svg
+    assert ORDER_COLOURS[0] in svg and ORDER_COLOURS[-1] in svg and "trials 0-1" in svg and "trials 8-9" in svg
+
+
 @pytest.mark.slow
 def test_impossible_budget_stops_after_the_structural_phase(tmp_path):
     """A latency nothing can meet: the smallest structure is measured untrained, rejected, and the search stops
@@ -161,6 +172,8 @@ def test_search_finds_a_remeasured_winner_and_resumes_after_kill(tmp_path):
     assert frontier and [r["latency"]["p95"] for r in frontier] == sorted(r["latency"]["p95"] for r in frontier)
     assert [r["accuracy"] for r in frontier] == sorted(r["accuracy"] for r in frontier)
     assert "no default-recipe results" in result["comparison"]
+    report = Path(result["report"]).read_text()
+    assert "search trials: accuracy vs p95 latency" in report and winner["recipe"] in report
     budget = Budget(device="cpu-1t", max_latency_ms=50, max_memory_mb=4000)
     from edgeopt.results import Row
 
