@@ -45,7 +45,8 @@ def fit_command(
 
     budget = _budget(device=device, batch=batch, percentile=percentile, max_latency_ms=max_latency_ms,
                      max_memory_mb=max_memory_mb, max_size_mb=max_size_mb, min_accuracy=min_accuracy)
-    say = None if as_json else (lambda message: console_err.print(escape(message), highlight=False))
+    say = None if as_json else (
+        lambda message: console_err.print(escape(message), highlight=False, soft_wrap=True))
     result = fit(model, budget, trials=trials, time_budget=time_budget, jobs=jobs, output=output, seed=seed,
                  runtimes=runtimes, max_train_samples=max_train_samples, progress=say)
     emit(result.model_dump(mode="json") | {"ok": result.ok, "relax": result.relax()}, as_json,
