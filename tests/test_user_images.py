@@ -289,6 +289,24 @@ def test_distilled_student_takes_the_teachers_outputs_and_channels(teacher, tmp_
     assert summary["teacher_test_accuracy"] > 0.6
 
 
+def test_imagenet_shaped_model_keeps_its_1000_outputs(rgb_folder, factory_dir, tmp_path):
+    """RGB, resize 256, crop 224, 1000 outputs, three of them named by the label map: the case that broke."""
+    from edgeopt.core.models.zoo import load_module
+    from edgeopt.optimize.prune import PruneConfig, prune
+
+    source = build_source(tmp_path, **model_config(
+        rgb_folder, factory_dir, kwargs={"num_classes": 1000, "width": 8}, image_size=224, image_resize=256,
+        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+        label_map={"trouser": 414, "sneaker": 770, "bag": 636}))
+    assert source.inputs[0].shape == ["batch", 3, 224, 224] and source.outputs[0].shape == ["batch", 1000]
+    assert len(source.labels) == 771 and source.labels[636] == "bag" and source.labels[0] == "output 0"
+    # every same-padding conv at 224 x 224 counted: stem to 112, two block convs, down to 56, the head
+    assert source.metrics["macs"] == 112**2 * 3 * 9 * 8 + 2 * 112**2 * 8 * 9 * 8 + 56**2 * 8 * 9 * 16 + 16 * 1000
+    child = prune(source, PruneConfig(ratio=0.5, eval_samples=12), tmp_path / "pruned")
+    assert load_module(Artifact.load(child.path, trust_code=True)).head.out_features == 1000
+    assert child.outputs[0].shape == ["batch", 1000]
+
+
 @pytest.mark.parametrize("builder", ["mobilenetv2", "squeezenet"])
 def test_students_take_imagenet_inputs(builder):
     """RGB 224 x 224 with 1000 outputs: the blocks work on feature maps as small as at 28 x 28 (7 x 7 at the end)."""
