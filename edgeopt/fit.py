@@ -277,14 +277,12 @@ class Search:
         storage = optuna.storages.RDBStorage(
             f"sqlite:///{(self.output / STUDY_DB).resolve()}", heartbeat_interval=5, grace_period=20,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
-        probe = optuna.create_study(storage=storage, study_name=self.study_name, load_if_exists=True,
-                                    direction="maximize")
-        done = len(probe.trials)
-        study = optuna.create_study(
-            storage=storage, study_name=self.study_name, load_if_exists=True, direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=self.config.seed + done, n_startup_trials=8),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
-        if done == 0:
+        study = optuna.create_study(storage=storage, study_name=self.study_name, load_if_exists=True,
+                                    direction="maximize",
+                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
+        # seeded by how far the search got, so a resumed search does not replay the first run's proposals
+        study.sampler = optuna.samplers.TPESampler(seed=self.config.seed + len(study.trials), n_startup_trials=8)
+        if not study.trials:
             for params in self.space.probes():
                 study.enqueue_trial(params)
         finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
