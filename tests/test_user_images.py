@@ -230,6 +230,17 @@ def test_image_folder_is_read_lazily(rgb_folder):
     assert data.test.sha256 == load_image_folder(rgb_folder).test.sha256
 
 
+def test_unreadable_image_is_named(tmp_path, rgb_folder):
+    import shutil
+
+    shutil.copytree(rgb_folder, tmp_path / "images")
+    (tmp_path / "images" / "bag" / "000.png").write_bytes(b"not a png")
+    data = load_image_folder(tmp_path / "images")
+    with pytest.raises(InvalidInput, match=r"bag/000.png: not a readable image"):
+        ImagePreprocessor(channels=3, size=SIZE)([tmp_path / "images" / "bag" / "000.png"])
+    assert len(data.train) + len(data.val) + len(data.test) == 120  # listed, decoded only when used
+
+
 def test_label_map_must_name_every_class(rgb_folder, factory_dir, tmp_path):
     with pytest.raises(InvalidInput, match=r"models.rgb.label_map: must name every class.*missing \['trouser'\]"):
         build_source(tmp_path, **model_config(rgb_folder, factory_dir, label_map={"bag": 8, "sneaker": 7}))

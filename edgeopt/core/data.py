@@ -239,8 +239,12 @@ def image_shape(split: Split) -> tuple[int, int]:
         return (1 if split.inputs.ndim == 3 else split.inputs.shape[-1]), int(min(split.inputs.shape[1:3]))
     from PIL import Image
 
-    with Image.open(split.inputs[0]) as image:
-        return {"L": 1, "1": 1, "RGBA": 4}.get(image.mode, 3), min(image.size)
+    try:
+        with Image.open(split.inputs[0]) as image:
+            mode, size = image.mode, min(image.size)
+    except OSError as error:
+        raise InvalidInput(f"{split.inputs[0]}: not a readable image: {error}") from None
+    return (1 if mode in ("1", "L", "LA", "I", "I;16", "F") else 4 if mode == "RGBA" else 3), size
 
 
 def apply_label_map(data: Dataset, label_map: dict[str, int], where: str = "label_map") -> Dataset:
