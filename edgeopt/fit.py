@@ -65,8 +65,8 @@ PRUNE_RATIOS = (0.1, 0.8)
 # Precision variants per runtime, as the recipe fields that make them (dynamic INT8 is for the text families).
 PRECISIONS: dict[str, dict[str, dict[str, Any]]] = {
     "torch": {"fp32": {}},
-    "onnxruntime": {"fp32": {}, "fp16": {"quantize": {"mode": "fp16"}}, "int8-dynamic": {"quantize": {"mode": "dynamic"}},
-                    "int8-static": {"quantize": {"mode": "static"}}},
+    "onnxruntime": {"fp32": {}, "fp16": {"quantize": {"mode": "fp16"}},
+                    "int8-dynamic": {"quantize": {"mode": "dynamic"}}, "int8-static": {"quantize": {"mode": "static"}}},
     "openvino": {"fp32": {}, "fp16": {"precision": "fp16"}, "int8-static": {"quantize": {"mode": "static"}}},
     "executorch": {"fp32": {}, "int8": {"precision": "int8"}},
     "litert": {"fp32": {}, "int8": {"precision": "int8"}},
