@@ -409,6 +409,11 @@ def _onnx_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
     if names != ["pixel_values"]:
         raise InvalidInput(f"{p['onnx']}: inputs are {names}; a cnn ONNX model takes one input named "
                            "'pixel_values' (float32, batch x channels x height x width)")
+    takes, gives = _tensor_spec(graph.input[0]).shape, preprocessor.input_specs()[0].shape
+    if len(takes) != 4 or any(isinstance(t, int) and t != g for t, g in zip(takes[1:], gives[1:])):
+        raise InvalidInput(f"{p['onnx']}: pixel_values is {takes} in the graph, but the preprocessing makes "
+                           f"{gives} (layout {preprocessor.layout}, image_channels {preprocessor.channels}, "
+                           f"image_size {preprocessor.size}); set those fields to what the model takes")
     artifact = Artifact(name=p["model"], family=Family.CNN, format=Format.ONNX, model_file="model.onnx",
                         preprocess=preprocessor.to_spec(), inputs=preprocessor.input_specs(),
                         outputs=[_tensor_spec(t) for t in graph.output],  # the graph's width, not the labels

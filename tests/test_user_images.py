@@ -269,6 +269,35 @@ def test_measured_default_normalisation_is_per_channel(rgb_folder, factory_dir, 
     assert all(0 < m < 1 for m in mean) and all(0 < s < 1 for s in std)
 
 
+def test_an_onnx_model_that_takes_nhwc(rgb_folder, tmp_path):
+    import onnxruntime as ort
+
+    from edgeopt.core.data import dataset_of
+    from edgeopt.core.models.zoo import preprocessor_of
+
+    class ChannelsLast(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.head = nn.Linear(4, 10)
+
+        def forward(self, pixel_values):  # batch x height x width x channels, like a TF-converted model
+            return self.head(self.conv(pixel_values.permute(0, 3, 1, 2)).mean((2, 3)))
+
+    path = tmp_path / "nhwc.onnx"
+    torch.onnx.export(ChannelsLast().eval(), (torch.zeros(1, SIZE, SIZE, 3),), str(path),
+                      input_names=["pixel_values"], output_names=["logits"],
+                      dynamic_axes={"pixel_values": {0: "batch"}}, dynamo=False)
+    fields = {"onnx": str(path), "dataset": str(rgb_folder), "image_size": SIZE, "label_map": CLASSES,
+              "recipes": [{"name": "fp32", "runtimes": ["onnxruntime"]}]}
+    source = build_source(tmp_path, **fields, layout="NHWC")
+    assert source.inputs[0].shape == ["batch", SIZE, SIZE, 3] and source.outputs[0].shape[-1] == 10
+    inputs = preprocessor_of(source)(dataset_of(source).test.inputs[:2])
+    assert ort.InferenceSession(str(source.model_path)).run(None, inputs)[0].shape == (2, 10)
+    with pytest.raises(InvalidInput, match=r"pixel_values is \['batch', 32, 32, 3\] in the graph.*layout NCHW"):
+        build_source(tmp_path / "nchw", **fields)
+
+
 # --- what broke ------------------------------------------------------------------------------------------------
 
 def test_pruning_never_prunes_the_output_layer(teacher, tmp_path):
