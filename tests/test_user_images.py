@@ -153,13 +153,15 @@ def test_macs_count_conv_subclasses_attention_and_lstm(factory_dir):
     assert macs == projections + scores + 4 * 8 * (16 + 8) * 5
 
 
-def test_fidelity_counts_macs_with_the_project_counter():
-    import inspect
+def test_fidelity_counts_macs_with_the_project_counter(teacher, tmp_path):
+    from edgeopt.benchmarks.fidelity import macs_at
+    from edgeopt.benchmarks.sweep import Lineage
+    from edgeopt.core.data import dataset_of
+    from edgeopt.core.models.zoo import preprocessor_of
 
-    from edgeopt.benchmarks import fidelity
-
-    source = inspect.getsource(fidelity)
-    assert "count_macs_params" in source and "FlopCounterMode" not in source
+    batch = preprocessor_of(teacher)(dataset_of(teacher).test.inputs[:4])
+    np.savez(tmp_path / "inputs.npz", **{f"lat/{name}": value for name, value in batch.items()})
+    assert macs_at(teacher, Lineage.around([teacher]), tmp_path / "inputs.npz") == teacher.metrics["macs"]
 
 
 # --- splits: fractions with a floor, never empty --------------------------------------------------------------
