@@ -22,7 +22,10 @@ def test_default_config_covers_families_techniques_and_runtimes():
     assert any(r.prune for r in recipes) and any(r.distill for r in recipes)
     assert {r.quantize.mode for r in recipes if r.quantize} >= {"static", "dynamic"}
     assert any(r.precision == "fp16" for r in recipes)
-    assert {rt for r in recipes for rt in r.runtimes} == {"torch", "onnxruntime", "openvino", "tensorrt"}
+    assert {rt for r in recipes for rt in r.runtimes} == {"torch", "onnxruntime", "openvino", "tensorrt",
+                                                         "executorch", "litert"}
+    assert {m for m, model in config.models.items() for r in model.recipes
+            if r.precision == "int8" and "executorch" in r.runtimes} == {"cnn", "resnet", "lstm"}
     assert config.budget is not None and config.output.name == "edgeopt-out"
 
 
