@@ -25,7 +25,7 @@ def test_default_config_covers_families_techniques_and_runtimes():
     assert {rt for r in recipes for rt in r.runtimes} == {"torch", "onnxruntime", "openvino", "tensorrt",
                                                          "executorch", "litert"}
     assert {m for m, model in config.models.items() for r in model.recipes
-            if r.precision == "int8" and "executorch" in r.runtimes} == {"cnn", "resnet", "lstm"}
+            if r.precision == "int8" and "executorch" in r.runtimes} == {"cnn", "resnet"}
     assert config.budget is not None and config.output.name == "edgeopt-out"
 
 
