@@ -173,7 +173,8 @@ class Trial(BaseModel):
     """One trial: its recipe, how far it got and why it stopped there, and its last measured figures."""
 
     number: int
-    state: str = Field(description="complete, pruned (short schedule not promising), failed or running")
+    state: str = Field(description="complete, pruned (short schedule not promising), failed (build or "
+                                   "measurement; the note says why) or running")
     recipe: str | None = None
     runtime: str | None = None
     phase: str | None = Field(None, description="last phase measured: structure, short or full")
@@ -310,6 +311,14 @@ class Search:
     # -------------------------------------------------------- one trial
 
     def _objective(self, trial) -> float:
+        """A failed build or measurement ends the trial as infeasible (not Optuna's FAIL, which its sampler
+        ignores), so the search learns to avoid what does not work here."""
+        try:
+            return self._run_trial(trial)
+        except TrialFailed:
+            return 0.0
+
+    def _run_trial(self, trial) -> float:
         import optuna
 
         params = self.space.sample(trial)
@@ -346,6 +355,8 @@ class Search:
                                         "memory_mb": row.memory_mb, "size_mb": row.size_mb})
         if not row.ok:
             trial.set_user_attr("note", f"{phase} failed: {row.error}")
+            trial.set_user_attr("failed", True)
+            _constrain(trial, row, self.budget)  # unmeasured: every limit missed
             raise TrialFailed(f"{recipe.name} on {row.runtime}: {row.error}")
         return row
 
@@ -362,11 +373,13 @@ class Search:
 
     def _already_impossible(self, study) -> bool:
         """True once every probe (the smallest structure per runtime) was measured and rejected."""
-        probes = len(self.space.probes())
-        first = [t for t in study.trials if t.number < probes]
-        self.impossible = len(first) == probes and all(t.state.is_finished() for t in first) and all(
-            t.user_attrs.get("rejected") or t.state.name == "FAIL" for t in first) and not any(
-            t.user_attrs.get("phase") in ("short", "full") for t in study.trials)
+        count = len(self.space.probes())
+        probes = [t for t in study.trials if t.number < count]
+        done = len(probes) == count and all(t.state.is_finished() for t in probes)
+        rejected = [t for t in probes if t.user_attrs.get("rejected")]
+        trained = any(t.user_attrs.get("phase") in ("short", "full") for t in study.trials)
+        self.impossible = (done and bool(rejected) and not trained
+                           and all(t.user_attrs.get("rejected") or _failed(t) for t in probes))
         return self.impossible
 
     # -------------------------------------------------------- the answer
@@ -456,10 +469,15 @@ def _constraints(trial) -> list[float]:
     return list(trial.constraints.values()) or [1.0]
 
 
+def _failed(trial) -> bool:
+    return bool(trial.user_attrs.get("failed")) or trial.state.name == "FAIL"
+
+
 def _trial(t) -> Trial:
     figures = t.user_attrs.get("figures") or {}
-    return Trial(number=t.number, state=t.state.name.lower(), recipe=t.user_attrs.get("recipe", {}).get("name"),
-                 runtime=t.params.get("runtime"), phase=t.user_attrs.get("phase"), note=t.user_attrs.get("note", ""),
+    return Trial(number=t.number, state="failed" if _failed(t) else t.state.name.lower(),
+                 recipe=t.user_attrs.get("recipe", {}).get("name"), runtime=t.params.get("runtime"),
+                 phase=t.user_attrs.get("phase"), note=t.user_attrs.get("note", ""),
                  feasible=t.state.name == "COMPLETE" and not any(v > 0 for v in _constraints(t)),
                  candidate_id=t.user_attrs.get("candidate_id"), **figures)
 

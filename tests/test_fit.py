@@ -155,7 +155,8 @@ def test_search_finds_a_remeasured_winner_and_resumes_after_kill(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     trials = {t["number"]: t for t in result["trials"]}
-    assert sum(t["state"] in ("complete", "pruned") for t in trials.values()) == 3
+    study = optuna.load_study(study_name=result["study"], storage=f"sqlite:///{tmp_path / 'fit.db'}")
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials) == 3  # --trials counts resumed ones
     for number, (value, candidate) in kept.items():  # finished before the kill: kept as they were
         assert trials[number]["candidate_id"] == candidate
         assert trials[number]["accuracy"] == pytest.approx(value)

@@ -58,7 +58,7 @@ def _render(result) -> None:
     p = result.budget.percentile
     states = [t.state for t in result.trials]
     console.print(f"{len(states)} trials ({states.count('complete')} complete, {states.count('pruned')} pruned, "
-                  f"{states.count('fail')} failed) in {result.seconds:.0f} s; budget: {result.budget.describe()}")
+                  f"{states.count('failed')} failed) in {result.seconds:.0f} s; budget: {result.budget.describe()}")
     if result.winner is not None:
         row = result.winner.row
         console.print(f"[bold green]winner:[/] {escape(row.label)} on {row.device}: accuracy "
