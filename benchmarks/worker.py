@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgeopt.core.quiet import quiet_library_logs
+
 from .latency import LatencyConfig
 
 ACCURACY_KEY, LATENCY_KEY = "acc", "lat"
@@ -156,6 +158,7 @@ def main(argv: list[str]) -> int:
     request_path = Path(argv[0])
     request = WorkerRequest.model_validate_json(request_path.read_text())
     die_with_parent(request.parent_pid)
+    quiet_library_logs()
     if request.cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, request.cores)  # before any runtime creates its thread pool
     try:

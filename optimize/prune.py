@@ -32,8 +32,9 @@ PRUNED_UNITS = {Family.CNN: "channels", Family.LSTM: "hidden units", Family.BERT
 class PruneConfig(StrictModel):
     """What to remove and how to recover. `ratio` is the fraction of channels / units / heads removed."""
 
-    ratio: float = Field(0.5, gt=0, lt=1, description="fraction of channels (CNN), hidden units (LSTM) or "
-                                                      "FFN units (BERT) to remove")
+    ratio: float | None = Field(None, gt=0, lt=1, description="fraction of channels (CNN), hidden units (LSTM) or "
+                                                             "FFN units (BERT) to remove (0.5 unless target_macs "
+                                                             "is given)")
     target_macs: float | None = Field(None, gt=0, lt=1, description="CNN: instead of a ratio, prune until MACs "
                                                                       "are at most this fraction of the original")
     head_ratio: float = Field(0.5, ge=0, lt=1, description="BERT: fraction of attention heads to remove per layer")
@@ -52,12 +53,17 @@ class PruneConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> "PruneConfig":
-        if self.target_macs is not None and "ratio" in self.changed_fields():
+        if self.target_macs is not None and self.ratio is not None:
             raise ValueError("give either ratio or target_macs, not both")
         if self.finetune is not None and "seed" in self.finetune.changed_fields():
             raise ValueError("finetune.seed: the step's seed seeds its training; set prune's seed (or the "
                              "top-level seed) instead")
         return self
+
+    @property
+    def removed_fraction(self) -> float:
+        """The fraction to remove: `ratio`, 0.5 when not given."""
+        return 0.5 if self.ratio is None else self.ratio
 
     def check_family(self, family: Family | str) -> None:
         """Options only channel pruning (CNN) or head pruning (BERT) implements are errors elsewhere, never
@@ -215,7 +221,7 @@ class ChannelPruner:
         self.example_np = example
         # To a MACs target: many small steps, stopping as soon as the target is met.
         self.macs_steps = 40 if config.target_macs is not None else 0
-        ratio = 0.9 if config.target_macs is not None else config.ratio
+        ratio = 0.9 if config.target_macs is not None else config.removed_fraction
         with contextlib.redirect_stdout(io.StringIO()):
             self.pruner = tp.pruner.MetaPruner(
                 model, tensors, importance=IMPORTANCE[config.criterion](), pruning_ratio=ratio,
@@ -300,7 +306,7 @@ class HiddenUnitPruner:
 
     def step(self, index: int, batches) -> None:
         rnn, fc = self.rnn, self.model.fc
-        target = round(self.original * (1 - self.config.ratio * index / self.config.steps))
+        target = round(self.original * (1 - self.config.removed_fraction * index / self.config.steps))
         h = rnn.hidden_size
         gates = rnn.weight_ih_l0.view(-1, h, rnn.input_size).norm(dim=(0, 2)) ** 2
         gates += rnn.weight_hh_l0.view(-1, h, h).norm(dim=(0, 2)) ** 2 + rnn.weight_hh_l0.norm(dim=0) ** 2
@@ -340,7 +346,7 @@ class BertPruner:
         fraction = index / self.config.steps
         for layer in self.hf.bert.encoder.layer:
             self._prune_heads(layer.attention, round(self.original["heads"] * (1 - self.config.head_ratio * fraction)))
-            self._prune_ffn(layer, round(self.original["intermediate"] * (1 - self.config.ratio * fraction)))
+            self._prune_ffn(layer, round(self.original["intermediate"] * (1 - self.config.removed_fraction * fraction)))
         self.hf.config.edgeopt_pruned_layers = self.layers()
         self.hf.config.attention_head_size = self.hf.bert.encoder.layer[0].attention.self.attention_head_size
         self.done = index >= self.config.steps

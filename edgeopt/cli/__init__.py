@@ -7,6 +7,7 @@ import typer
 from rich.markup import escape
 
 from edgeopt.core.errors import EdgeoptError
+from edgeopt.core.quiet import quiet_library_logs
 
 from . import agent as agent_cli
 from . import bench
@@ -61,6 +62,7 @@ app.command("quantize")(optimize_cli.quantize_command)
 
 def main() -> None:
     """Entry point: user errors print one clear line (no traceback) and exit with status 2."""
+    quiet_library_logs()
     try:
         app()
     except EdgeoptError as error:
