@@ -17,14 +17,14 @@ from edgeopt.core.artifacts import Family, Format
 from edgeopt.core.errors import InvalidInput
 from edgeopt.core.strict import StrictModel
 from edgeopt.benchmarks.latency import LatencyConfig
-from edgeopt.optimize.distill import DistillConfig
-from edgeopt.optimize.prune import PruneConfig
-from edgeopt.optimize.quantize import QuantizeConfig
+from edgeopt.core.step_configs import DistillConfig, PruneConfig, QuantizeConfig
 from edgeopt.recommend import Budget
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
 RuntimeName = Literal["torch", "onnxruntime", "openvino", "tensorrt", "executorch", "litert"]
 ZooName = Literal["cnn", "resnet", "lstm", "bert"]
+# Each zoo model's family, known without importing the zoo (and torch); tests/test_config.py checks it against ZOO.
+ZOO_FAMILIES: dict[str, Family] = {"cnn": Family.CNN, "resnet": Family.CNN, "lstm": Family.LSTM, "bert": Family.BERT}
 # The format each runtime executes; a recipe's runtimes decide which exports are built.
 RUNTIME_FORMAT: dict[str, Format] = {"torch": Format.TORCH, "onnxruntime": Format.ONNX,
                                      "openvino": Format.OPENVINO, "tensorrt": Format.TENSORRT,
@@ -147,10 +147,8 @@ class ModelConfig(StrictModel):
 
     @property
     def source_family(self) -> Family:
-        from edgeopt.core.models.zoo import zoo_entry
-
         if self.zoo:
-            return zoo_entry(self.zoo).family
+            return ZOO_FAMILIES[self.zoo]
         return Family.BERT if self.huggingface else Family.CNN
 
 

@@ -7,62 +7,21 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 from torch import nn
 
-from edgeopt.core.artifacts import Artifact, Family, Format, check_output
+from edgeopt.core.artifacts import Artifact, Format, check_output
 from edgeopt.core.data import dataset_of
 from edgeopt.core.errors import InvalidInput
-from edgeopt.core.strict import StrictModel
 from edgeopt.core.models import build_module
 from edgeopt.core.models.bert import BertClassifier
 from edgeopt.core.models.zoo import count_macs_params, load_module, preprocessor_of, save_torch_artifact
 from edgeopt.core.preprocess import VocabEncoder
-from edgeopt.core.train import LossFn, TrainConfig, evaluate, fit, seed_everything
-
-Student = Literal["mobilenetv2", "squeezenet", "bert", "textcnn", "bilstm", "lstm", "gru"]
-
-STUDENTS_FOR: dict[Family, tuple[str, ...]] = {
-    Family.CNN: ("mobilenetv2", "squeezenet"),
-    Family.BERT: ("bert", "textcnn", "bilstm"),
-    Family.LSTM: ("lstm", "gru", "bilstm", "textcnn"),
-}
-
-
-class DistillConfig(StrictModel):
-    """Which student, how wide/deep, and how much of the loss comes from the teacher."""
-
-    student: Student = Field("mobilenetv2", description="student architecture; must suit the teacher's family")
-    width: float = Field(1.0, gt=0, le=4, description="width knob: channel multiplier (CNN), hidden/embedding "
-                                                      "multiplier (text students)")
-    depth: int = Field(2, ge=1, le=12, description="depth knob: BERT student layers (copied from the teacher) "
-                                                   "or RNN layers")
-    student_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra builder arguments")
-    student_init: Path | None = Field(None, description="start from this torch student artifact instead")
-    temperature: float = Field(4.0, gt=0, description="softmax temperature of the soft targets")
-    alpha: float = Field(0.7, ge=0, le=1, description="weight of the soft (teacher) loss; 1 - alpha on labels")
-    hidden_weight: float = Field(0.0, ge=0, description="BERT -> BERT: weight of hidden-state MSE")
-    attention_weight: float = Field(0.0, ge=0, description="BERT -> BERT: weight of attention-map MSE")
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=3, lr=2e-3))
-    teacher_bf16: bool = Field(True, description="teacher forward under bf16 autocast: soft targets ~2x faster "
-                                                 "on CPUs with bf16 support, at no measurable cost in quality")
-    baseline: bool = Field(True, description="also train the student without the teacher, for comparison")
-    eval_samples: int | None = Field(None, ge=1, description="test-split subset for the accuracies")
-    val_samples: int | None = Field(None, ge=1, description="val-split subset that picks the best epoch")
-    seed: int = Field(0, description="seeds the student's initialisation and training (a sweep sets it from the "
-                                     "top-level seed)")
-
-    @model_validator(mode="after")
-    def _one_seed(self) -> "DistillConfig":
-        if "seed" in self.train.changed_fields():
-            raise ValueError("train.seed: the step's seed seeds its training; set distill's seed (or the "
-                             "top-level seed) instead")
-        return self
-
+from edgeopt.core.step_configs import STUDENTS_FOR, DistillConfig
+from edgeopt.core.train import LossFn, evaluate, fit, seed_everything
 
 def distill(teacher: Artifact, config: DistillConfig, out_dir: Path, progress=None, force: bool = False) -> Artifact:
     """Distill `teacher` (torch artifact) into the configured student; saves the student as a child artifact

@@ -11,78 +11,17 @@ from __future__ import annotations
 import contextlib
 import io
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch_pruning as tp
-from pydantic import Field, model_validator
 from torch import nn
 
 from edgeopt.core.artifacts import Artifact, Family, Format, check_output
 from edgeopt.core.data import dataset_of
 from edgeopt.core.errors import InvalidInput
-from edgeopt.core.strict import StrictModel
 from edgeopt.core.models.zoo import count_macs_params, load_module, preprocessor_of, save_torch_artifact
-from edgeopt.core.train import TrainConfig, evaluate, fit, iterate_batches, seed_everything
-
-Criterion = Literal["magnitude", "bn_scale", "taylor", "lamp", "random"]
-PRUNED_UNITS = {Family.CNN: "channels", Family.LSTM: "hidden units", Family.BERT: "attention heads and FFN units"}
-
-
-class PruneConfig(StrictModel):
-    """What to remove and how to recover. `ratio` is the fraction of channels / units / heads removed."""
-
-    ratio: float | None = Field(None, gt=0, lt=1, description="fraction of channels (CNN), hidden units (LSTM) or "
-                                                             "FFN units (BERT) to remove (0.5 unless target_macs "
-                                                             "is given)")
-    target_macs: float | None = Field(None, gt=0, lt=1, description="CNN: instead of a ratio, prune until MACs "
-                                                                      "are at most this fraction of the original")
-    head_ratio: float = Field(0.5, ge=0, lt=1, description="BERT: fraction of attention heads to remove per layer")
-    criterion: Criterion = Field("magnitude", description="importance: magnitude (L2), bn_scale, taylor, lamp, "
-                                                          "random (CNN); LSTM/BERT use magnitude")
-    global_pruning: bool = Field(False, description="rank channels across layers (True) or prune each layer "
-                                                    "by the same ratio (False)")
-    steps: int = Field(1, ge=1, le=50, description="iterative pruning: reach the ratio in this many steps, "
-                                                   "fine-tuning after each")
-    finetune: TrainConfig | None = Field(None, description="recovery training after each step; None = none")
-    taylor_batches: int = Field(4, ge=1, description="batches of train data for Taylor gradients")
-    eval_samples: int | None = Field(None, ge=1, description="test-split subset for the before/after accuracy")
-    val_samples: int | None = Field(None, ge=1, description="val-split subset that picks the fine-tuning epoch")
-    seed: int = Field(0, description="seeds importance (random, taylor), data order and the recovery training "
-                                     "(a sweep sets it from the top-level seed)")
-
-    @model_validator(mode="after")
-    def _one_target(self) -> "PruneConfig":
-        if self.target_macs is not None and self.ratio is not None:
-            raise ValueError("give either ratio or target_macs, not both")
-        if self.finetune is not None and "seed" in self.finetune.changed_fields():
-            raise ValueError("finetune.seed: the step's seed seeds its training; set prune's seed (or the "
-                             "top-level seed) instead")
-        return self
-
-    @property
-    def removed_fraction(self) -> float:
-        """The fraction to remove: `ratio`, 0.5 when not given."""
-        return 0.5 if self.ratio is None else self.ratio
-
-    def check_family(self, family: Family | str) -> None:
-        """Options only channel pruning (CNN) or head pruning (BERT) implements are errors elsewhere, never
-        silently ignored."""
-        family = Family(family)
-        changed = self.changed_fields()
-        unsupported = {
-            "target_macs": family != Family.CNN and self.target_macs is not None,
-            "criterion": family != Family.CNN and self.criterion != "magnitude",
-            "global_pruning": family != Family.CNN and self.global_pruning,
-            "taylor_batches": family != Family.CNN and "taylor_batches" in changed,
-            "head_ratio": family != Family.BERT and "head_ratio" in changed,
-        }
-        bad = [name for name, wrong in unsupported.items() if wrong]
-        if bad:
-            raise InvalidInput(f"prune: {', '.join(bad)} not supported for {family} models ({family} pruning "
-                               f"removes {PRUNED_UNITS[family]} by magnitude, by `ratio`"
-                               + (" and `head_ratio`" if family == Family.BERT else "") + ")")
-
+from edgeopt.core.step_configs import PruneConfig, TrainConfig
+from edgeopt.core.train import evaluate, fit, iterate_batches, seed_everything
 
 def prune(artifact: Artifact, config: PruneConfig, out_dir: Path, progress=None, force: bool = False) -> Artifact:
     """Prune a torch-format artifact, fine-tune it if asked, and save the smaller model as a child artifact

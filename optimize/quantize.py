@@ -14,39 +14,13 @@ import logging
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 import numpy as np
-from pydantic import Field
 
 from edgeopt.core.artifacts import Artifact, Family, Format, Precision, output_directory
 from edgeopt.core.errors import InvalidInput
-from edgeopt.core.strict import StrictModel
-
-Mode = Literal["dynamic", "static", "fp16", "accuracy_control"]
-MODES: dict[Format, tuple[str, ...]] = {
-    Format.ONNX: ("dynamic", "static", "fp16"),
-    Format.OPENVINO: ("static", "fp16", "accuracy_control"),
-    Format.TENSORRT: (),
-}
-
-
-class QuantizeConfig(StrictModel):
-    """How to quantize; which modes apply depends on the artifact's format (see MODES)."""
-
-    mode: Mode = Field("static", description="dynamic (ORT; LSTM, BERT), static INT8 with calibration, fp16, "
-                                             "or accuracy_control (NNCF, bounded accuracy drop)")
-    calibration: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="ORT static calibrator")
-    samples: int = Field(300, ge=1, le=50000, description="calibration samples")
-    batch_size: int = Field(8, ge=1, description="calibration batch size")
-    split: Literal["train", "val"] = Field("train", description="split the calibration samples come from")
-    calibration_data: Path | None = Field(None, description=".npz of named input arrays to calibrate on instead")
-    per_channel: bool = Field(True, description="per-channel weight scales (static)")
-    max_drop: float = Field(0.01, gt=0, lt=1, description="accuracy_control: largest allowed absolute drop")
-    eval_samples: int | None = Field(None, ge=1, description="test-split subset for accuracy (None: all)")
-    verify: bool = Field(True, description="check top-1 parity against the parent (ParityError if off)")
-    seed: int = 0
-
+from edgeopt.core.step_configs import MODES, QuantizeConfig
 
 def quantize(artifact: Artifact, config: QuantizeConfig, out_dir: Path, progress=None, force: bool = False
              ) -> Artifact:

@@ -38,7 +38,8 @@ def test_public_api_is_visible_typed_documented_and_light():
         assert name == "__version__" or (obj.__doc__ or "").strip(), f"edgeopt.{name} has no docstring"
     for method in ("plan", "run", "results", "recommend", "report", "write_report"):
         assert getattr(Pipeline, method).__doc__, method
-    probe = "import sys, edgeopt; edgeopt.Budget; edgeopt.load_results; print('torch' in sys.modules)"
+    probe = ("import sys, edgeopt, edgeopt.config; edgeopt.Budget; edgeopt.load_results; "
+             "edgeopt.config.load_config(None); print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
 

@@ -157,3 +157,13 @@ def test_top_level_seed_reaches_every_step_unless_the_step_sets_its_own():
     assert (steps.prune.seed, steps.quantize.seed) == (7, 3)
     with pytest.raises(InvalidInput, match="finetune.seed: the step's seed seeds its training"):
         load_config(_recipe(prune={"finetune": {"seed": 1}}))
+
+
+def test_zoo_families_known_to_the_config_match_the_zoo():
+    from typing import get_args
+
+    from edgeopt.config import ZOO_FAMILIES, ZooName
+    from edgeopt.core.models.zoo import ZOO
+
+    assert ZOO_FAMILIES == {name: entry.family for name, entry in ZOO.items()}
+    assert set(get_args(ZooName)) == set(ZOO)

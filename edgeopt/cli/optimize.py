@@ -35,7 +35,7 @@ def make_config(cls, **values: Any):
 
 def train_config(epochs: int | None, lr: float | None, batch_size: int | None, max_train_samples: int | None,
                  bf16: bool, augment: bool):
-    from edgeopt.core.train import TrainConfig
+    from edgeopt.core.step_configs import TrainConfig
 
     return make_config(TrainConfig, epochs=epochs, lr=lr, batch_size=batch_size,
                        max_train_samples=max_train_samples, bf16=bf16, channels_last=bf16, augment=augment)

@@ -15,34 +15,14 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 
 from .data import Split
-from .strict import StrictModel
+from .step_configs import TrainConfig
 from .preprocess import ImagePreprocessor, Preprocessor
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
-
-
-class TrainConfig(StrictModel):
-    """How to train; defaults suit fine-tuning a small model on this data."""
-
-    epochs: int = Field(3, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    optimizer: str = Field("adamw", pattern="^(adamw|sgd)$")
-    warmup_fraction: float = Field(0.1, ge=0, lt=1)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    grad_clip: float | None = 1.0
-    bf16: bool = Field(False, description="bf16 autocast on CPU (fast with AVX-512 bf16; not for depthwise convs)")
-    channels_last: bool = False
-    augment: bool = Field(False, description="images: random shift by up to 2 px and horizontal flip")
-    seed: int = 0
-    max_train_samples: int | None = Field(None, description="seeded subset of the train split, for quick runs")
-    eval_batch_size: int = 256
 
 
 @dataclass
