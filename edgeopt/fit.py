@@ -264,9 +264,10 @@ class Search:
 
     @property
     def study_name(self) -> str:
-        """One study per model, budget, seed and space: the same command resumes it, another budget starts afresh."""
-        space = self.config.model_dump(mode="json", include={"budget", "seed", "runtimes", "max_train_samples"})
-        return f"{self.config.model}-{sha256_json(space)[:12]}"
+        """One study per model, budget, seed and search space (Optuna cannot change a parameter's choices within
+        a study): the same command resumes it; another budget, or a runtime installed since, starts afresh."""
+        space = self.config.model_dump(mode="json", include={"budget", "seed", "max_train_samples"})
+        return f"{self.config.model}-{sha256_json([space, self.space.runtimes])[:12]}"
 
     def run(self) -> FitResult:
         import optuna
@@ -293,8 +294,9 @@ class Search:
         timeout = self._time_left(study)
         if not self._already_impossible(study) and (timeout is None or timeout > 0) and not (
                 self.config.trials and sum(t.state in finished for t in study.trials) >= self.config.trials):
-            study.optimize(self._objective, n_trials=self.config.trials, timeout=timeout, catch=(Exception,),
-                           callbacks=callbacks)
+            # no catch: failed builds and measurements are handled in the objective; anything else is a bug
+            # or bad input, which must stop the search rather than fail every trial in a loop
+            study.optimize(self._objective, n_trials=self.config.trials, timeout=timeout, callbacks=callbacks)
         result = self._result(study)
         result.seconds = time.perf_counter() - started
         result.storage = str(self.output / STUDY_DB)

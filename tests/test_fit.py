@@ -107,6 +107,18 @@ def test_trials_plot_colours_by_order_and_draws_the_budget():
     assert ORDER_COLOURS[0] in svg and ORDER_COLOURS[-1] in svg and "trials 0-1" in svg and "trials 8-9" in svg
 
 
+def test_a_changed_search_space_is_a_new_study(tmp_path):
+    """Optuna cannot change a parameter's choices within a study: another runtime set gets its own study."""
+    from edgeopt.fit import FitConfig, Search
+
+    def name(**extra):
+        budget = Budget(device="cpu-1t", max_latency_ms=1)
+        return Search(FitConfig(model="cnn", budget=budget, output=tmp_path, **extra)).study_name
+
+    assert name(runtimes=["onnxruntime"]) == name(runtimes=["onnxruntime"], trials=5, time_budget_s=60)
+    assert name(runtimes=["onnxruntime"]) != name(runtimes=["onnxruntime", "openvino"])
+
+
 @pytest.mark.slow
 def test_impossible_budget_stops_after_the_structural_phase(tmp_path):
     """A latency nothing can meet: the smallest structure is measured untrained, rejected, and the search stops
