@@ -70,10 +70,11 @@ def test_doctor_shows_brackets_literally():
             "cuda": [], "onnxruntime_providers": [], "openvino_devices": [], "versions": {},
             "tensorrt": {"importable": False, "reason": "No module named 'tensorrt'"},
             "runtimes": {"tensorrt": {"ok": False, "reason": "pip install 'edgeopt[tensorrt]'", "devices": []}},
+            "exporters": {"litert": {"ok": False, "reason": "pip install 'edgeopt[litert-convert]'"}},
             "data": {"fashion-mnist": {"ok": False, "reason": "apt-get install [dataset]"}}}
     with console.capture() as captured:
         render(info)
-    assert "edgeopt[tensorrt]" in captured.get() and "[dataset]" in captured.get()
+    assert all(text in captured.get() for text in ("edgeopt[tensorrt]", "edgeopt[litert-convert]", "[dataset]"))
 
 
 def test_doctor_checks_the_dataset_package_and_the_minilm_weights(tmp_path, monkeypatch):

@@ -63,7 +63,9 @@ class ImagePreprocessor:
         pixels = (pixels - mean) / std
         if self.layout == "NCHW":
             pixels = pixels.transpose(0, 3, 1, 2)
-        return {"pixel_values": np.ascontiguousarray(pixels, dtype=np.float32)}
+        # a fresh C-order copy: ascontiguousarray keeps the transposed strides of a size-1 channel axis, which
+        # torch reads as channels-last (and torch.export bakes into an ExecuTorch program's dim order)
+        return {"pixel_values": pixels.astype(np.float32).copy(order="C")}
 
     def pixels(self, images) -> np.ndarray:
         """uint8 N x size x size x channels; arrays already at the model's size and channels pass straight."""
