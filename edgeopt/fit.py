@@ -439,22 +439,24 @@ class Search:
         pick is recommend's among those re-measured rows."""
         complete = [t for t in study.trials if t.state.name == "COMPLETE" and t.user_attrs.get("phase") == "full"
                     and not any(v > 0 for v in _constraints(t))]
-        finalists = sorted(complete, key=lambda t: -(t.value or 0))[:FINALISTS]
-        if not finalists:
+        recipes: dict[tuple[str, str], RecipeConfig] = {}  # distinct (recipe, runtime): TPE repeats proposals
+        for t in sorted(complete, key=lambda t: -(t.value or 0)):
+            recipe = RecipeConfig.model_validate(t.user_attrs["recipe"])
+            recipes.setdefault((recipe.name, recipe.runtimes[0]), recipe)
+        recipes = dict(list(recipes.items())[:FINALISTS])
+        if not recipes:
             return None, None
         full = load_config(None).measure.model_copy(update={"eval_samples": None})
-        recipes = {t.user_attrs["recipe"]["name"]: RecipeConfig.model_validate(t.user_attrs["recipe"])
-                   for t in finalists}
         rows = []
-        for name, recipe in recipes.items():
-            self.progress(f"re-measuring {name} with the full settings (whole test split)")
+        for (name, runtime), recipe in recipes.items():
+            self.progress(f"re-measuring {name} on {runtime} with the full settings (whole test split)")
             rows.append(self.measure(recipe, full))
         picks = recommend(rows, self.budget).picks
         if not picks:
             result.notes.append(f"the {len(rows)} best trials fitted in the search but none when re-measured")
             result.near_misses = recommend(rows, self.budget).near_misses
             return None, None
-        return picks[0], recipes[picks[0].row.recipe]
+        return picks[0], recipes[picks[0].row.recipe, picks[0].row.runtime]
 
 
 class TrialFailed(RuntimeError):
