@@ -145,13 +145,14 @@ def _quantize_onnx(parent: Artifact, child: Artifact, config: QuantizeConfig,
 
     from edgeopt.export.onnx import scratch_directory, write_metadata
 
-    target = child.model_path.resolve()
+    # absolute before the scratch directory becomes the working directory: the artifacts' paths may be relative
+    target, parent_model = child.model_path.resolve(), parent.model_path.resolve()
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))  # ORT logs every node at INFO
     with scratch_directory() as scratch:
         # quant_pre_process (shape inference + ORT optimiser) folds the LSTM weight transposes; without it
         # ORT leaves the LSTM in float instead of making a DynamicQuantizeLSTM.
         source = scratch / "pre.onnx"
-        quant_pre_process(str(parent.model_path.resolve()), str(source), skip_symbolic_shape=True)
+        quant_pre_process(str(parent_model), str(source), skip_symbolic_shape=True)
         if config.mode == "dynamic":
             quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=config.per_channel)
         elif config.mode == "static":

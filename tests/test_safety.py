@@ -104,12 +104,15 @@ def test_a_failed_step_leaves_the_destination_as_it_was(tmp_path, cnn_onnx):
 
 
 def test_onnx_tools_leave_the_working_directory_empty(tmp_path, monkeypatch, cnn_artifact):
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    onnx_artifact = export_artifact(cnn_artifact, "onnx", tmp_path / "onnx", verify=False)
-    quantize(onnx_artifact, QuantizeConfig(mode="static", samples=16, eval_samples=64), tmp_path / "int8")
-    assert list(cwd.iterdir()) == []
+    """Export and quantize with output paths relative to the working directory (as `edgeopt run` gives them):
+    the tools run in a scratch directory, yet read and write the user's paths, and leave only those."""
+    monkeypatch.chdir(tmp_path)
+    onnx_artifact = export_artifact(cnn_artifact, "onnx", Path("out/onnx"), verify=False)
+    quantized = quantize(Artifact.load(Path("out/onnx")), QuantizeConfig(mode="static", samples=16, eval_samples=64),
+                         Path("out/int8"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["int8", "onnx"]
+    assert Artifact.load(quantized.path).parent == onnx_artifact.sha256
 
 
 @pytest.mark.parametrize("name", ["../outside.pt", "/etc/passwd", "link/model.pt", "bundle"])
