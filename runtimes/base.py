@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.core.artifacts import Artifact, Format, TensorSpec
-from edgeopt.core.errors import InvalidInput
+from edgeopt.core.errors import BackendUnavailable, InvalidInput
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,11 @@ class Runtime(ABC):
                                f"not {artifact.format}")
         self.artifact = artifact
         self.config = config or self.config_class()
+
+    def require_cpu(self, kernels: str) -> None:
+        """A CPU-only runtime refuses any other device instead of silently running on the CPU."""
+        if self.config.device.lower() != "cpu":
+            raise BackendUnavailable(f"the {self.name} runtime runs on cpu ({kernels}), not {self.config.device!r}")
 
     @classmethod
     @abstractmethod

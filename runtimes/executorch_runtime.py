@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from edgeopt.core.artifacts import Format
-from edgeopt.core.errors import BackendUnavailable, CheckpointError
+from edgeopt.core.errors import CheckpointError
 
 from .base import Availability, Runtime, RuntimeConfig
 from .bounded import fit_inputs
@@ -31,8 +31,7 @@ class ExecuTorchRuntime(Runtime):
         from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
         from executorch.runtime import Runtime as Loader
 
-        if self.config.device.lower() != "cpu":
-            raise BackendUnavailable(f"the executorch runtime runs on cpu (XNNPACK), not {self.config.device!r}")
+        self.require_cpu("XNNPACK")
         if self.config.threads:
             _unsafe_reset_threadpool(self.config.threads)
         try:

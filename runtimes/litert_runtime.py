@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from edgeopt.core.artifacts import Format
-from edgeopt.core.errors import BackendUnavailable, CheckpointError
+from edgeopt.core.errors import CheckpointError
 
 from .base import Availability, Runtime, RuntimeConfig
 from .bounded import fit_inputs
@@ -30,8 +30,7 @@ class LiteRTRuntime(Runtime):
         super().__init__(artifact, config)
         from ai_edge_litert.interpreter import Interpreter
 
-        if self.config.device.lower() != "cpu":
-            raise BackendUnavailable(f"the litert runtime runs on cpu (XNNPACK), not {self.config.device!r}")
+        self.require_cpu("XNNPACK")
         try:
             self.interpreter = Interpreter(model_path=str(artifact.model_path), num_threads=self.config.threads)
             self.signatures = self.interpreter.get_signature_list()
