@@ -135,3 +135,11 @@ def test_options_and_precisions_are_checked(cnn_artifact, tmp_path):
         export_artifact(cnn_artifact, "executorch", tmp_path / "a", "fp16")
     with pytest.raises(InvalidInput, match="max_batch"):
         export_artifact(cnn_artifact, "executorch", tmp_path / "b", options={"max_batch": 0})
+
+
+def test_other_devices_are_refused(exported):
+    """ExecuTorch here runs XNNPACK on the CPU: asking for a GPU is an error, never a silent CPU run."""
+    from edgeopt.core.errors import BackendUnavailable
+
+    with pytest.raises(BackendUnavailable, match=r"executorch runtime runs on cpu \(XNNPACK\), not 'cuda'"):
+        load_runtime(exported("cnn", "fp32"), config=RuntimeConfig(device="cuda"))
