@@ -37,6 +37,16 @@ def test_many_small_steps_give_one_line_per_task_not_per_step(cnn_artifact, fash
     assert len(lines) == 1 and re.match(LINE + r"epoch 1/1 11/11: train loss", lines[0]), lines
 
 
+def _read_everything(master: int) -> str:
+    """A pty hands its bytes over in chunks: read until nothing more arrives."""
+    import os
+    import select
+
+    chunks = []
+    while select.select([master], [], [], 0.5)[0]:
+        chunks.append(os.read(master, 1 << 16))
+    return b"".join(chunks).decode()
+
 
 def test_a_terminal_keeps_the_rich_bars():
     import os
@@ -48,7 +58,7 @@ def test_a_terminal_keeps_the_rich_bars():
             advance = progress("build + verify", 2)
             advance("export(onnx)")
             advance()
-        drawn = os.read(master, 1 << 16).decode()
+        drawn = _read_everything(master)
     finally:
         os.close(master)
         os.close(replica)
