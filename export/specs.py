@@ -65,8 +65,8 @@ class ExportSpec:
     tolerances: dict[Precision, Tolerance] = field(default_factory=lambda: {
         Precision.FP32: FP32, Precision.FP16: FP16, Precision.BF16: FP16, Precision.INT8: INT8})
     parity_batch_sizes: tuple[int, ...] = (1, 7)   # the dynamic batch axis, checked case by case
-    parity_samples: int = 128   # test samples over which top-1 agreement is counted (per sequence length)
-    parity_seq_lengths: tuple[int | None, ...] = (None,)   # None: the family has no sequence axis
+    parity_samples: int = 128   # test samples over which top-1 agreement is counted (at the last sequence length)
+    parity_seq_lengths: tuple[int | None, ...] = (None,)   # ascending; None: the family has no sequence axis
     example_batch: int = 2       # torch.export specialises dimensions of size 1, so trace with 2 ...
     example_seq_length: int | None = None  # ... and a sequence length that is neither 0 nor 1
     # TensorRT optimisation profile per dynamic dimension name: (min, opt, max)

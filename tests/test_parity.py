@@ -46,24 +46,26 @@ def test_int8_report_states_thresholds_samples_and_counts(lstm_int8):
     assert report["ok"] and report["precision"] == "int8"
     assert report["thresholds"] == spec_for("lstm").tolerance("int8").as_dict()
     assert report["samples"] == spec_for("lstm").parity_samples >= 64
-    assert [a["sequence"] for a in report["agreement"]] == [5, 128]
-    for entry in report["agreement"]:
-        assert entry["samples"] == report["samples"] and entry["near_tie_margin"] > 0
-        assert entry["clear_disagreements"] <= entry["allowed_clear"]
-        assert entry["top1_agreement"] == 1 - (entry["near_tie_flips"] + entry["clear_disagreements"]) / 128
-    assert report["near_ties"] == sum(a["near_ties"] for a in report["agreement"]) > 0
+    entry = report["agreement"]  # judged on whole texts; the 5-token cut checks only shapes and logit errors
+    assert entry["sequence"] == 128 and {c["sequence"] for c in report["cases"]} == {5, 128}
+    assert entry["samples"] == report["samples"] and entry["near_tie_margin"] > 0
+    assert entry["clear_disagreements"] <= entry["allowed_clear"]
+    assert entry["top1_agreement"] == 1 - (entry["near_tie_flips"] + entry["clear_disagreements"]) / 128
+    assert report["near_ties"] == entry["near_ties"] > 0
     assert 0 < report["max_abs"] < 0.5  # INT8 moves logits, within the stated limit
 
 
 def test_a_flipped_near_tie_is_reported_not_failed(lstm_int8, lstm_onnx, tmp_path):
     """Moving a class's bias by less than the near-tie margin flips only near-tied samples: still parity."""
     before = lstm_int8.metrics["parity"]
-    shift = 0.9 * min(a["near_tie_margin"] for a in before["agreement"])
-    nudged = edited(lstm_int8, tmp_path / "nudged", "fc.bias", lambda b: b + np.array([0, shift], b.dtype))
-    report = verify_parity(nudged, lstm_onnx)
+    shift = 0.9 * before["agreement"]["near_tie_margin"]
+    reports = [verify_parity(edited(lstm_int8, tmp_path / f"nudged-{sign}", "fc.bias",
+                                    lambda b: b + np.array([0, sign * shift], b.dtype)), lstm_onnx)
+               for sign in (1, -1)]  # towards either class: the near-ties lean both ways
+    report = max(reports, key=lambda r: r["near_tie_flips"])
     assert report["ok"] and report["near_tie_flips"] > before["near_tie_flips"]
     assert report["top1_agreement"] < 1.0  # a single-sample rule would have failed it
-    assert report["clear_disagreements"] <= min(a["allowed_clear"] for a in report["agreement"])
+    assert report["clear_disagreements"] <= report["agreement"]["allowed_clear"]
 
 
 def test_perturbed_weights_fail_naming_the_artifact(lstm_int8, lstm_onnx, tmp_path):
