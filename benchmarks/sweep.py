@@ -115,10 +115,14 @@ def prepare_inputs(artifact: Artifact, config: BenchConfig, out: Path) -> Path:
             batch = pad_to(batch, int(max_len))
         arrays.update({f"{LATENCY_KEY}/{batch_size}/{k}": v for k, v in batch.items()})
     subset = test.subset(config.accuracy_samples, config.seed)
+    order = np.arange(len(subset))
+    if artifact.family != Family.CNN:  # texts by length: each batch is padded only to its own longest text
+        order = np.argsort([len(text) for text in subset.inputs], kind="stable")
+    inputs = subset.inputs[order] if isinstance(subset.inputs, np.ndarray) else [subset.inputs[i] for i in order]
     for i, start in enumerate(range(0, len(subset), ACCURACY_BATCH)):
-        chunk = subset.inputs[start:start + ACCURACY_BATCH]
+        chunk = inputs[start:start + ACCURACY_BATCH]
         arrays.update({f"{ACCURACY_KEY}/{i}/{k}": v for k, v in preprocess(chunk).items()})
-    arrays["labels"] = np.asarray(subset.labels, dtype=np.int64)
+    arrays["labels"] = np.asarray(subset.labels, dtype=np.int64)[order]
     path = out / f"inputs-{inputs_key(artifact, config)[:16]}.npz"
     np.savez(path, **arrays)
     return path
@@ -130,7 +134,7 @@ def eval_key(artifact: Artifact, config: BenchConfig) -> str:
     files = {name: sha256_tree(artifact.path / name) for name in artifact.preprocess.get("files", [])
              if (artifact.path / name).exists()}
     return sha256_json({"dataset": artifact.dataset.get("name"), "preprocess": artifact.preprocess, "files": files,
-                        "samples": config.accuracy_samples, "seed": config.seed})
+                        "samples": config.accuracy_samples, "seed": config.seed, "order": "texts by length"})
 
 
 def inputs_key(artifact: Artifact, config: BenchConfig) -> str:
