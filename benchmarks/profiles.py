@@ -52,6 +52,8 @@ class DeviceProfile(StrictModel):
                                                            "measured failure")
     emulated: bool = Field(False, description="an edge device emulated on this host")
     remote: RemoteTransport | None = Field(None, description="measured on a board through its device agent")
+    ray_resource: str | None = Field(None, description="the Ray resource a node carries to measure under this "
+                                                       "profile (default device:<name>; docs/scale.md)")
     source: str = Field("", description="the file the profile came from (filled in when loading)")
 
     @property

@@ -7,7 +7,6 @@ ancestor, store the rows in one transaction. Candidates already in the store are
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -41,17 +40,18 @@ class BenchConfig(BaseModel):
     resume: bool = Field(True, description="skip candidates the store already has (status ok)")
 
 
-def measurement_key(runtime: str, profile: DeviceProfile, config: BenchConfig) -> dict:
-    """Everything besides the artifact that shapes a measurement: this host, the runtime's version, the
-    profile's content and every measurement setting (batch sizes are per row, the timeout shapes nothing).
-    Its hash is part of every candidate id, `bench` and `run` alike, so a change re-measures. A remote
-    profile measures on its board (named in the profile) with the board's runtime, not this host's."""
+def measurement_key(runtime: str, profile: DeviceProfile, config: BenchConfig, host: dict | None = None) -> dict:
+    """Everything besides the artifact that shapes a measurement: the measuring host (this one unless `host`,
+    a Ray node's, is given), the runtime's version, the profile's content and every measurement setting (batch
+    sizes are per row, the timeout shapes nothing; where a Ray task runs is in `host`). Its hash is part of
+    every candidate id, `bench` and `run` alike, so a change re-measures. A remote profile measures on its
+    board (named in the profile) with the board's runtime, not this host's."""
     from edgeopt.core import environment
 
     here = profile.remote is None
-    return {"host": environment.host_description() if here else None, "runtime": runtime,
+    return {"host": (host or environment.host_description()) if here else None, "runtime": runtime,
             "runtime_version": environment.runtime_version(runtime) if here else None,
-            "profile": profile.model_dump(mode="json", exclude={"source", "description"}),
+            "profile": profile.model_dump(mode="json", exclude={"source", "description", "ray_resource"}),
             "settings": config.model_dump(mode="json", exclude={"batch_sizes", "timeout_s", "resume"})}
 
 
@@ -71,9 +71,10 @@ class Candidate:
 
 
 def plan(artifacts: Iterable[Artifact], runtimes: list[str] | None, profiles: list[DeviceProfile],
-         config: BenchConfig) -> list[Candidate]:
+         config: BenchConfig, host: Callable[[DeviceProfile], dict | None] | None = None) -> list[Candidate]:
     """Every artifact on every requested runtime that can run its format (its default runtime if none given),
-    on every profile; ancestors before descendants, so an FP32 parent's predictions are ready for fidelity."""
+    on every profile; ancestors before descendants, so an FP32 parent's predictions are ready for fidelity.
+    `host` gives the measuring host of a profile (an executor's), this one by default."""
     from edgeopt.runtimes import DEFAULT_RUNTIME, get_runtime_class
 
     candidates = []
@@ -83,7 +84,8 @@ def plan(artifacts: Iterable[Artifact], runtimes: list[str] | None, profiles: li
         if not names:
             raise InvalidInput(f"{artifact.path}: none of the runtimes {', '.join(runtimes or [])} runs "
                                f"{artifact.format} artifacts")
-        candidates += [Candidate(artifact, r, p, sha256_json(measurement_key(r, p, config)))
+        candidates += [Candidate(artifact, r, p, sha256_json(measurement_key(r, p, config,
+                                                                             host(p) if host else None)))
                        for r in names for p in profiles]
     return candidates
 
@@ -217,46 +219,42 @@ class Lineage:
 def bench(artifacts: Iterable[Artifact | str | Path], runtimes: list[str] | None = None,
           devices: Iterable[str | DeviceProfile] = ("cpu",), config: BenchConfig | None = None,
           store=None, progress: Callable | None = None, references: Iterable[Path] = (),
-          profile_dirs: list[Path] | None = None, on_result: Callable[[list[Measurement]], None] | None = None
-          ) -> list[Measurement]:
+          profile_dirs: list[Path] | None = None, on_result: Callable[[list[Measurement]], None] | None = None,
+          executor=None) -> list[Measurement]:
     """Measure every artifact on each runtime and device profile; returns (and stores) the Measurements.
 
-    `store` is an edgeopt.store.ResultStore (or None); `progress` a factory from edgeopt.core.progress.
-    Already-stored candidates are skipped when config.resume (their rows are not returned).
+    `store` is an edgeopt.store.ResultStore (or None); `progress` a factory from edgeopt.core.progress;
+    `executor` where the measurements run (edgeopt.executors; this machine by default). Already-stored
+    candidates are skipped when config.resume (their rows are not returned).
     """
-    from edgeopt.core.environment import provenance
+    from edgeopt.executors import MeasureJob, get_executor
 
     config = config or BenchConfig()
+    executor = executor or get_executor()
     loaded = [a if isinstance(a, Artifact) else Artifact.load(a) for a in artifacts]
     profiles = [d if isinstance(d, DeviceProfile) else get_profile(d, profile_dirs) for d in devices]
-    candidates = plan(loaded, runtimes, profiles, config)
-    lineage = Lineage.around(loaded, references)
-    host = provenance()
-    predictions: dict[tuple[str, str], np.ndarray] = {}
+    candidates = plan(loaded, runtimes, profiles, config, executor.host)
     results: list[Measurement] = []
     advance = progress("benchmarking", len(candidates)) if progress else None
-    with tempfile.TemporaryDirectory(prefix="edgeopt-bench-") as tmp:
-        inputs: dict[str, Path] = {}
+    jobs = []
+    for candidate in candidates:
+        todo = [b for b in config.batch_sizes
+                if not (config.resume and store is not None and store.has(candidate.id, b))]
+        if todo:
+            jobs.append(MeasureJob(candidate.id, candidate, config.model_copy(update={"batch_sizes": todo})))
+        elif advance:
+            advance()
 
-        def inputs_for(artifact: Artifact) -> tuple[str, Path]:
-            key = inputs_key(artifact, config)
-            if key not in inputs:
-                inputs[key] = prepare_inputs(artifact, config, Path(tmp))
-            return key, inputs[key]
+    def done(job: MeasureJob, rows: list[Measurement]) -> None:
+        if store is not None:
+            store.add_many(rows)  # one transaction per candidate
+        if on_result:
+            on_result(rows)
+        results.extend(rows)
+        if advance:
+            advance()
 
-        for candidate in candidates:
-            todo = [b for b in config.batch_sizes
-                    if not (config.resume and store is not None and store.has(candidate.id, b))]
-            if todo:
-                rows = measure_candidate(candidate, config.model_copy(update={"batch_sizes": todo}), inputs_for,
-                                         lineage, predictions, host, config.timeout_s)
-                if store is not None:
-                    store.add_many(rows)
-                if on_result:
-                    on_result(rows)
-                results += rows
-            if advance:
-                advance()
+    executor.measure(jobs, done, tuple(references))
     return results
 
 

@@ -163,6 +163,15 @@ class MeasureConfig(StrictModel):
     timeout_s: float = Field(600, gt=0, description="a measurement running longer is killed and recorded as failed")
 
 
+class ExecutorConfig(StrictModel):
+    """Where builds and measurements run (see docs/scale.md): here, or as tasks on a Ray cluster."""
+
+    kind: Literal["local", "ray"] = Field("local", description="local: this machine (needs nothing); ray: a Ray "
+                                                               "cluster (pip install 'edgeopt[ray]')")
+    address: str | None = Field(None, description="ray: the cluster to join (auto, ray://head:10001); default "
+                                                  "$RAY_ADDRESS, else Ray started on this machine")
+
+
 class Config(StrictModel):
     """A whole sweep: models x recipes x runtimes x devices x batch sizes."""
 
@@ -176,6 +185,8 @@ class Config(StrictModel):
     budget: Budget | None = Field(None, description="the report's recommendation uses this budget")
     models: dict[str, ModelConfig] = Field(min_length=1, description="model name -> where it comes from and "
                                                                      "its recipes")
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="where builds and measurements "
+                                                                                 "run (--executor overrides it)")
 
     @model_validator(mode="after")
     def _seed_steps(self) -> "Config":

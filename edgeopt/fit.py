@@ -23,8 +23,8 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field, ValidationError
 
-from edgeopt.config import Config, MeasureConfig, ModelConfig, RecipeConfig, ZooName, format_validation_error, \
-    load_config
+from edgeopt.config import Config, ExecutorConfig, MeasureConfig, ModelConfig, RecipeConfig, ZooName, \
+    format_validation_error, load_config
 from edgeopt.core.artifacts import Family
 from edgeopt.core.errors import InvalidInput
 from edgeopt.core.hashing import sha256_json
@@ -167,6 +167,8 @@ class FitConfig(StrictModel):
                                                                   "search)")
     output: Path = Field(Path("edgeopt-out"), description="results.db, cache/ and fit.db (shared with `run`)")
     seed: int = 0
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="where each trial's builds and "
+                                                                                 "measurements run")
 
 
 class Trial(BaseModel):
@@ -233,7 +235,7 @@ class Search:
 
     def _config(self, recipe: RecipeConfig, measure: MeasureConfig) -> Config:
         return Config(output=self.output, seed=self.config.seed, devices=[self.budget.device],
-                      batch_sizes=[self.budget.batch], measure=measure,
+                      batch_sizes=[self.budget.batch], measure=measure, executor=self.config.executor,
                       models={self.config.model: ModelConfig(zoo=self.config.model, recipes=[recipe])})
 
     def _runtimes(self) -> list[str]:
@@ -516,16 +518,19 @@ def parse_duration(text: str | float | None) -> float | None:
 
 def fit(model: str, budget: Budget, *, trials: int | None = None, time_budget: str | float | None = None,
         jobs: int = 1, output: str | Path = "edgeopt-out", seed: int = 0, runtimes: list[str] | None = None,
-        max_train_samples: int | None = None, progress: Callable[[str], None] | None = None) -> FitResult:
+        max_train_samples: int | None = None, progress: Callable[[str], None] | None = None,
+        executor: ExecutorConfig | None = None) -> FitResult:
     """Search `model`'s recipes for the most accurate artifact that fits `budget` (which names the device).
 
     Stops after `trials` finished trials or `time_budget` (`20m`, or seconds), whichever comes first (20 trials
-    when neither is given); re-running the same call resumes the search.
+    when neither is given); re-running the same call resumes the search. Trials are built and measured on
+    `executor` (this machine by default; a Ray cluster, with Optuna's storage kept by this driver).
     """
     try:
         config = FitConfig(model=model, budget=budget, trials=trials if trials or time_budget else 20,
                            time_budget_s=parse_duration(time_budget), jobs=jobs, output=Path(output), seed=seed,
-                           runtimes=runtimes, max_train_samples=max_train_samples)
+                           runtimes=runtimes, max_train_samples=max_train_samples,
+                           executor=executor or ExecutorConfig())
     except ValidationError as error:
         raise InvalidInput(f"fit: {format_validation_error(error, FitConfig)}") from None
     if budget.device is None:

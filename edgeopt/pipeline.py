@@ -15,7 +15,6 @@ import fcntl
 import importlib.util
 import shutil
 import sys
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -238,8 +237,9 @@ def _profile_runs(profile, runtime: str) -> str | None:
     return None
 
 
-def make_plan(config: Config) -> Plan:
-    """Expand the config into candidates; unavailable runtimes/devices are skipped with a note, bad input raises."""
+def make_plan(config: Config, host: Callable[[Any], dict | None] | None = None) -> Plan:
+    """Expand the config into candidates; unavailable runtimes/devices are skipped with a note, bad input raises.
+    `host(profile)` is where an executor measures that profile (keyed into the ids; this machine by default)."""
     from edgeopt.benchmarks.profiles import get_profile
     from edgeopt.benchmarks.sweep import BenchConfig, measurement_key
     from edgeopt.export import EXPORTERS
@@ -291,7 +291,7 @@ def make_plan(config: Config) -> Plan:
                     bench = BenchConfig(latency=config.measure.latency, accuracy_samples=samples, seed=config.seed,
                                         timeout_s=config.measure.timeout_s)
                     key = {"node": node.key, "build": node.environment,
-                           **measurement_key(runtime, profile, bench)}
+                           **measurement_key(runtime, profile, bench, host(profile) if host else None)}
                     candidates.append(Candidate(
                         id=candidate_id(name, recipe.name, runtime, device, sha256_json(key)), model=name,
                         recipe=recipe.name, runtime=runtime, device=device,
@@ -631,16 +631,17 @@ def plan_rows(store, plan: Plan) -> list[Row]:
 
 def run_sweep(config: Config, jobs: int = 1, progress: Callable | None = None,
               retry_failed: bool = False) -> RunResult:
-    """Build, verify, measure and store every candidate the store does not have yet (resume)."""
+    """Build, verify, measure and store every candidate the store does not have yet (resume), on the config's
+    executor (`jobs`: the local executor's build processes)."""
     from edgeopt.benchmarks.profiles import get_profile
-    from edgeopt.benchmarks.sweep import BenchConfig, Candidate as BenchCandidate, Lineage, inputs_key, \
-        measure_candidate, prepare_inputs
-    from edgeopt.core.environment import provenance
+    from edgeopt.benchmarks.sweep import Candidate as BenchCandidate
+    from edgeopt.executors import MeasureJob, get_executor
     from edgeopt.store import ResultStore
 
     started = time.perf_counter()
+    executor = get_executor(config.executor, jobs=jobs)
     prepare_sources(config, progress)
-    plan = make_plan(config)
+    plan = make_plan(config, executor.host)
     output = Path(config.output)
     result = RunResult(plan=plan, output=output)
     output.mkdir(parents=True, exist_ok=True)
@@ -653,43 +654,32 @@ def run_sweep(config: Config, jobs: int = 1, progress: Callable | None = None,
         plan.notes += remeasure_notes(store, pending)
         needed = Plan(pending).nodes
         advance = progress("build + verify", len(needed)) if progress and needed else None
-        built, errors = build_all(needed, output / CACHE_DIR, jobs=jobs, progress=progress if jobs <= 1 else None,
-                                  on_built=(lambda node: advance(" -> ".join(n.describe() for n in node.chain())))
-                                  if advance else None)
+        built, errors = executor.build(needed, output / CACHE_DIR, progress=progress,
+                                       on_built=(lambda node: advance(" -> ".join(n.describe() for n in node.chain())))
+                                       if advance else None)
         result.built = len(built)
         advance = progress("measure", len(pending)) if progress and pending else None
-        host = provenance()
-        lineage = Lineage.around(list(built.values()))
-        predictions: dict = {}  # FP32 parents' predictions, reused for their children's fidelity
-        with tempfile.TemporaryDirectory(prefix="edgeopt-inputs-") as tmp:
-            inputs: dict[str, Path] = {}
+        by_id = {c.id: c for c in pending}
 
-            def inputs_for(artifact: Artifact, bench: BenchConfig) -> tuple[str, Path]:
-                key = inputs_key(artifact, bench)
-                if key not in inputs:
-                    inputs[key] = prepare_inputs(artifact, bench, Path(tmp))
-                return key, inputs[key]
+        def store_rows(candidate: Candidate, rows: list) -> None:
+            # the key beside the numbers: a later run says what changed when it re-measures
+            rows = [m.model_copy(update={"provenance": {**m.provenance, "key": candidate.key}}) for m in rows]
+            store.add_many(rows)  # one transaction per candidate: a kill never leaves half a candidate
+            result.measured += 1
+            if advance:
+                advance(f"{candidate.model}/{candidate.recipe} {candidate.runtime} on {candidate.device}")
 
-            for candidate in pending:  # serialised: measurements must not disturb each other
-                batches = todo[candidate.id]
-                artifact = built.get(candidate.node.key)
-                if artifact is None:
-                    rows = failed_measurements(candidate, batches, errors.get(candidate.node.key, "not built"), None)
-                else:
-                    bench = candidate.bench.model_copy(update={"batch_sizes": batches})
-                    try:
-                        measured = measure_candidate(
-                            BenchCandidate(artifact, candidate.runtime, get_profile(candidate.device)), bench,
-                            lambda a, bench=bench: inputs_for(a, bench), lineage, predictions, host, bench.timeout_s)
-                        rows = [m.model_copy(update={"candidate_id": candidate.id}) for m in measured]
-                    except Exception as error:  # noqa: BLE001 - recorded, the sweep goes on
-                        rows = failed_measurements(candidate, batches, _error_text(error), artifact)
-                # the key beside the numbers: a later run says what changed when it re-measures
-                rows = [m.model_copy(update={"provenance": {**m.provenance, "key": candidate.key}}) for m in rows]
-                store.add_many(rows)  # one transaction per candidate: a kill never leaves half a candidate
-                result.measured += 1
-                if advance:
-                    advance(f"{candidate.model}/{candidate.recipe} {candidate.runtime} on {candidate.device}")
+        measure = []
+        for candidate in pending:
+            artifact = built.get(candidate.node.key)
+            if artifact is None:
+                store_rows(candidate, failed_measurements(candidate, todo[candidate.id],
+                                                          errors.get(candidate.node.key, "not built"), None))
+            else:
+                measure.append(MeasureJob(candidate.id,
+                                          BenchCandidate(artifact, candidate.runtime, get_profile(candidate.device)),
+                                          candidate.bench.model_copy(update={"batch_sizes": todo[candidate.id]})))
+        executor.measure(measure, lambda job, rows: store_rows(by_id[job.id], rows))
         result.rows = plan_rows(store, plan)
     result.failed = sum(1 for r in result.rows if not r.ok)
     result.seconds = time.perf_counter() - started

@@ -17,7 +17,7 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # torch first, pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt torch
-.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,agent,executorch,litert,fit]"
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,agent,executorch,litert,fit,ray]"
 # The LiteRT converter (extra litert-convert), its pinned packages without dependency resolution: litert-converter
 # pins xdsl==0.28.0, whose metadata caps typing-extensions below 4.13 while pydantic 2.14 needs 4.16; xdsl runs
 # with 4.16 (tests/test_litert.py converts with it). Only exporting to LiteRT needs it.

@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from .executor import EXECUTOR_OPTION, RAY_ADDRESS_OPTION, executor_config
 from .output import DEFAULT_OUTPUT, JSON_OPTION_HELP, TRUST_CODE_HELP, console, emit
 
 
@@ -63,6 +64,8 @@ def bench(
                                                    "predictions against (fidelity), when it is not found "
                                                    "beside the artifact or in the zoo. Repeatable."),
     profiles: Optional[Path] = typer.Option(None, "--profiles", help="Extra directory of device profile YAML files."),
+    executor: Optional[str] = EXECUTOR_OPTION,
+    ray_address: Optional[str] = RAY_ADDRESS_OPTION,
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Measure latency, throughput, peak memory, size, accuracy and fidelity of artifacts.
@@ -74,6 +77,7 @@ def bench(
     from edgeopt.benchmarks import NOISY_EXPLANATION, BenchConfig, LatencyConfig
     from edgeopt.benchmarks import bench as run_bench
     from edgeopt.core.progress import progress_bars
+    from edgeopt.executors import get_executor
     from edgeopt.pipeline import RESULTS_DB
     from edgeopt.store import ResultStore
 
@@ -82,11 +86,13 @@ def bench(
     config = BenchConfig(batch_sizes=_batch_sizes(batch), accuracy_samples=samples or None, timeout_s=timeout,
                          resume=not force,
                          latency=LatencyConfig(min_runs=min_runs, min_seconds=min_time, warmup_runs=warmup))
+    runner = get_executor(executor_config(executor, ray_address))
     loaded = [_artifact(a, trust_code) for a in artifacts]
     extra = [profiles] if profiles else None
     with ResultStore(db) as store, progress_bars(enabled=not as_json) as progress:
         rows = run_bench(loaded, runtimes=_split(runtime) or None, devices=_split(device) or ["cpu"], config=config,
-                         store=store, progress=progress, references=reference or [], profile_dirs=extra)
+                         store=store, progress=progress, references=reference or [], profile_dirs=extra,
+                         executor=runner)
         skipped = len(loaded) and not rows
 
     def render(data):

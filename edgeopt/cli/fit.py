@@ -10,6 +10,7 @@ from rich.table import Table
 
 from edgeopt.recommend import DEFAULT_BATCH, DEFAULT_PERCENTILE
 
+from .executor import EXECUTOR_OPTION, RAY_ADDRESS_OPTION, executor_config
 from .output import DEFAULT_OUTPUT, JSON_OPTION_HELP, OUTPUT_HELP, console, console_err, emit
 from .run import _budget, _fmt
 
@@ -33,6 +34,8 @@ def fit_command(
                                                                       "search; less accurate)."),
     output: Path = typer.Option(DEFAULT_OUTPUT, "--output", "-o", help=OUTPUT_HELP + " Also holds fit.db."),
     seed: int = typer.Option(0, help="Seeds the sampler, data subsets and training."),
+    executor: Optional[str] = EXECUTOR_OPTION,
+    ray_address: Optional[str] = RAY_ADDRESS_OPTION,
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Search prune/distill, precision and runtime for the most accurate model that fits the budget, measured.
@@ -48,7 +51,8 @@ def fit_command(
     say = None if as_json else (
         lambda message: console_err.print(escape(message), highlight=False, soft_wrap=True))
     result = fit(model, budget, trials=trials, time_budget=time_budget, jobs=jobs, output=output, seed=seed,
-                 runtimes=runtimes, max_train_samples=max_train_samples, progress=say)
+                 runtimes=runtimes, max_train_samples=max_train_samples, progress=say,
+                 executor=executor_config(executor, ray_address))
     emit(result.model_dump(mode="json") | {"ok": result.ok, "relax": result.relax()}, as_json,
          lambda _: _render(result))
     raise typer.Exit(0 if result.ok else 1)

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from edgeopt.recommend import DEFAULT_BATCH, DEFAULT_PERCENTILE
 
+from .executor import EXECUTOR_OPTION, RAY_ADDRESS_OPTION, executor_config
 from .output import DEFAULT_OUTPUT, JSON_OPTION_HELP, OUTPUT_HELP, RESULTS_HELP, console, console_err, emit
 
 
@@ -64,6 +65,8 @@ def run_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan of candidates; build nothing."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Parallel build processes (measurements stay serial)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Measure candidates that failed before again."),
+    executor: Optional[str] = EXECUTOR_OPTION,
+    ray_address: Optional[str] = RAY_ADDRESS_OPTION,
     as_json: bool = typer.Option(False, "--json", help=JSON_OPTION_HELP),
 ) -> None:
     """Run the sweep: build every candidate (cached), verify, measure, store, and write the reports.
@@ -75,6 +78,7 @@ def run_command(
     from edgeopt.core.progress import progress_bars
 
     pipeline = Pipeline(config, output=output)
+    pipeline.config.executor = executor_config(executor, ray_address, pipeline.config.executor)
     if models:
         pipeline.select(models)
     if dry_run:
