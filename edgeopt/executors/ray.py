@@ -88,6 +88,10 @@ def _measure(job: MeasureJob, references: tuple[Path, ...]) -> list:
     from edgeopt.benchmarks.sweep import Lineage
     from edgeopt.core.environment import provenance
 
+    if os.environ.get("OMP_NUM_THREADS") == str(measure_options(job.candidate.profile)["num_cpus"]):
+        # Ray's cap at the task's CPUs: the worker subprocess takes the profile's threads, or the runtime's
+        # default as locally (a `cpu` profile), not the cap
+        del os.environ["OMP_NUM_THREADS"]
     node = {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
             "resource": device_resource(job.candidate.profile)}
     host = {**provenance(), "ray": node}
