@@ -66,7 +66,7 @@ ZOO: dict[str, ZooEntry] = {entry.name: entry for entry in (
     ZooEntry("lstm", Family.LSTM, "rotten-tomatoes", "the seed's RNNModel: embedding + LSTM(128) + linear",
              TrainConfig(epochs=8, batch_size=64, lr=2e-3, weight_decay=1e-4), 0.72, _make_lstm),
     ZooEntry("bert", Family.BERT, "rotten-tomatoes", "BERT (all-MiniLM-L6-v2, 6 layers, 384 hidden), fine-tuned",
-             TrainConfig(epochs=3, batch_size=32, lr=5e-5, weight_decay=0.01, bf16=True, grad_clip=1.0), 0.78,
+             TrainConfig(epochs=2, batch_size=32, lr=5e-5, weight_decay=0.01, bf16=True, grad_clip=1.0), 0.78,
              _make_bert),
 )}
 
