@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -68,11 +69,25 @@ def _load(node, cache: Path):
     return build_node(node, None, cache)
 
 
+def lift_thread_cap(num_cpus: int) -> None:
+    """Ray sets OMP_NUM_THREADS to a task's CPUs when the user set none; edgeopt's builds and measurement workers
+    take the machine's default threads instead, as with the local executor (a fine-tuning on 1 thread gives
+    other weights than on 2, so the two executors would not build the same artifacts)."""
+    if os.environ.get("OMP_NUM_THREADS") != str(num_cpus):
+        return  # the user's own setting, or lifted already in this worker process
+    del os.environ["OMP_NUM_THREADS"]
+    if "torch" in sys.modules:  # imported under the cap: set what a fresh process would take
+        import psutil
+
+        sys.modules["torch"].set_num_threads(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+
+
 @ray.remote
 def _build(node, parent: dict | None, cache: str) -> dict[str, str]:
     """One build step on this node; `parent` is the parent task's outcome, so Ray runs this after it."""
     from edgeopt.pipeline import _error_text, build_node
 
+    lift_thread_cap(build_options(node)["num_cpus"])
     if parent is not None and "error" in parent:
         return {"error": f"not built: its {node.parent.kind} step failed: {parent['error']}"}
     try:
@@ -88,10 +103,7 @@ def _measure(job: MeasureJob, references: tuple[Path, ...]) -> list:
     from edgeopt.benchmarks.sweep import Lineage
     from edgeopt.core.environment import provenance
 
-    if os.environ.get("OMP_NUM_THREADS") == str(measure_options(job.candidate.profile)["num_cpus"]):
-        # Ray's cap at the task's CPUs: the worker subprocess takes the profile's threads, or the runtime's
-        # default as locally (a `cpu` profile), not the cap
-        del os.environ["OMP_NUM_THREADS"]
+    lift_thread_cap(measure_options(job.candidate.profile)["num_cpus"])  # the worker takes the profile's threads
     node = {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
             "resource": device_resource(job.candidate.profile)}
     host = {**provenance(), "ray": node}
