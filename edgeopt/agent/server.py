@@ -80,11 +80,11 @@ class DeployRequest(BaseModel):
 
 
 def board_report() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The board's own description (CPU, versions, runtimes) and provenance, without importing torch."""
+    """The board's own description (CPU, versions, the runtimes installed) and provenance, without importing torch."""
     from edgeopt.core.environment import cpu_info, package_versions, provenance
     from edgeopt.runtimes import runtime_report
 
-    runtimes = runtime_report(list(AGENT_RUNTIMES))
+    runtimes = {name: r for name, r in runtime_report(list(AGENT_RUNTIMES)).items() if r["ok"]}  # installed here
     gpus = sorted({d for r in runtimes.values() for d in r["devices"] if d.lower().startswith(("cuda", "gpu"))})
     board = {"cpu": cpu_info(), "versions": package_versions(), "runtimes": runtimes}
     return board, provenance(gpus=gpus)
@@ -118,7 +118,7 @@ def create_app(settings: AgentSettings) -> FastAPI:
     def info() -> dict:
         deployed = state["deployed"]
         return {"board": settings.board, "provenance": settings.provenance, "profile": profile.model_dump(),
-                "runtimes": list(AGENT_RUNTIMES), "artifacts": store.artifacts(),
+                "runtimes": list(settings.board.get("runtimes", {})), "artifacts": store.artifacts(),
                 "deployed": deployed.describe() if deployed else None,
                 "limits": asdict(limits)}
 

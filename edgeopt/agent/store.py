@@ -25,8 +25,9 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 NAME_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$")
 MAX_DEPTH, MAX_FILES = 8, 10_000
 PLAN = ".upload.json"
-# What a board runs: the runtimes that need neither torch nor code an artifact names.
-AGENT_RUNTIMES = ("onnxruntime", "openvino")
+# What a board may run: file formats whose loading runs no code an artifact names (never a torch module), through
+# runtimes that need no torch (ExecuTorch's Python runtime imports it). The agent offers those it has installed.
+AGENT_RUNTIMES = ("onnxruntime", "openvino", "litert")
 
 
 class FileEntry(BaseModel):
