@@ -4,9 +4,9 @@ Like Optimum's `validate_model_outputs`, with two parts: the dynamic batch (and 
 (shape, NaN, largest logit error), and top-1 agreement over `ExportSpec.parity_samples` test samples at the
 longest parity sequence length (texts whole, as deployed: a snippet cut to 5 tokens checks the dynamic axis, not
 what a classifier will be asked), where flips of near-tied parent logits are reported apart from clear
-disagreements (one sample whose two logits almost tie says nothing about a quantized model). Thresholds come from the family's
-ExportSpec per precision and are stated in the report. OpenVINO runs with INFERENCE_PRECISION_HINT=f32 so that
-what is measured is the export, not the CPU's bf16 default; TensorRT runs on the first CUDA GPU.
+disagreements (one sample whose two logits almost tie says nothing about a quantized model). Thresholds come from
+the family's ExportSpec per precision and are stated in the report. OpenVINO runs with INFERENCE_PRECISION_HINT=f32
+so that what is measured is the export, not the CPU's bf16 default; TensorRT runs on the first CUDA GPU.
 """
 from __future__ import annotations
 

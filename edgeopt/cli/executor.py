@@ -6,7 +6,8 @@ from typing import Optional
 import typer
 
 EXECUTOR_OPTION = typer.Option(None, "--executor", help="Where builds and measurements run: local (this machine; "
-                               "the default) or ray (a Ray cluster, pip install edgeopt with its ray extra; see docs/scale.md).")
+                               "the default) or ray (a Ray cluster, pip install edgeopt with its ray extra; see "
+                               "docs/scale.md).")
 RAY_ADDRESS_OPTION = typer.Option(None, "--ray-address", help="With --executor ray: the cluster to join, auto (the "
                                   "one `ray start` runs here) or ray://head:10001. Default: $RAY_ADDRESS, else Ray "
                                   "started on this machine.")

@@ -97,8 +97,8 @@ def measure_one(job: MeasureJob, inputs_for, lineage, predictions: dict, host: d
     from edgeopt.pipeline import _error_text
 
     try:
-        rows = measure_candidate(job.candidate, job.config, lambda artifact: inputs_for(artifact, job.config), lineage, predictions, host,
-                                 job.config.timeout_s)
+        rows = measure_candidate(job.candidate, job.config, lambda artifact: inputs_for(artifact, job.config),
+                                 lineage, predictions, host, job.config.timeout_s)
     except Exception as error:  # noqa: BLE001 - recorded as the candidate's failure; the sweep goes on
         return failed_rows(job, _error_text(error), host)
     return [m.model_copy(update={"candidate_id": job.id}) for m in rows]
