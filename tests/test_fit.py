@@ -136,6 +136,18 @@ def _store_counts(output: Path) -> dict[str, int]:
         return dict(db.execute("SELECT candidate_id, COUNT(*) FROM measurements GROUP BY candidate_id").fetchall())
 
 
+def _trial_states(db: Path) -> list[str]:
+    """The study's trial states, read through a read-only connection: opening the file with Optuna while the search
+    is still creating its tables would race it to create them (and could make the search fail)."""
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as connection:
+            return [state for (state,) in connection.execute("SELECT state FROM trials")]
+    except sqlite3.OperationalError:  # tables not created yet, or the search holds a write lock
+        return []
+
+
 @pytest.mark.slow
 def test_search_finds_a_remeasured_winner_and_resumes_after_kill(tmp_path):
     """A real 3-trial search on the zoo CNN through the CLI, killed with SIGKILL after its first finished trial
@@ -145,22 +157,24 @@ def test_search_finds_a_remeasured_winner_and_resumes_after_kill(tmp_path):
 
     command = [EDGEOPT, "fit", "cnn", "--device", "cpu-1t", "--max-latency-ms", "50", "--max-memory-mb", "4000",
                "--trials", "3", "-o", str(tmp_path), "--json", *QUICK]
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path.parent / "first-fit.log"
+    with log.open("w") as sink:
+        first = subprocess.Popen(command, stdout=sink, stderr=sink, start_new_session=True)
     deadline = time.time() + 600
-    finished: list = []
+    states: list[str] = []
     while time.time() < deadline and first.poll() is None:
         time.sleep(1)
-        if (tmp_path / "fit.db").exists():
-            storage = f"sqlite:///{tmp_path / 'fit.db'}"
-            names = optuna.get_all_study_names(storage)
-            trials = optuna.load_study(study_name=names[0], storage=storage).trials if names else []
-            finished = [t for t in trials if t.state.is_finished()]
-            if finished and any(t.state.name == "RUNNING" for t in trials):
-                break
-    assert first.poll() is None and finished, "the search ended before it could be killed mid-trial"
+        states = _trial_states(tmp_path / "fit.db")
+        if "RUNNING" in states and any(s in ("COMPLETE", "PRUNED") for s in states):
+            break
+    assert first.poll() is None, f"the search ended before it could be killed mid-trial:\n{log.read_text()[-2000:]}"
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     before = _store_counts(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'fit.db'}"
+    (name,) = optuna.get_all_study_names(storage)
+    finished = [t for t in optuna.load_study(study_name=name, storage=storage).trials if t.state.is_finished()]
+    assert finished
     kept = {t.number: (t.value, t.user_attrs["candidate_id"]) for t in finished}
 
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
