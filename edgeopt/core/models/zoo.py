@@ -53,7 +53,7 @@ def _make_lstm(data: Dataset):
 
 def _make_bert(data: Dataset):
     source = minilm_path()
-    model = BertClassifier.from_pretrained(source, num_labels=len(data.classes))
+    model = BertClassifier.from_pretrained(source, num_labels=len(data.classes), allow_new_head=True)
     return model, {"builder": "bert", "source": "all-MiniLM-L6-v2"}, WordPieceEncoder.from_pretrained(source, 64)
 
 
