@@ -76,8 +76,9 @@ class ModelConfig(StrictModel):
     onnx: Path | None = Field(None, description="your ONNX file (inputs named as the family expects)")
     huggingface: Path | None = Field(None, description="a Hugging Face sequence-classification directory "
                                                        "(with its tokenizer)")
-    family: Family | None = Field(None, description="cnn (pixel_values), lstm (input_ids) or bert (input_ids + "
-                                                    "attention_mask); implied for zoo and huggingface")
+    family: Family | None = Field(None, description="cnn (images: pixel_values), lstm (a text module over token "
+                                                    "ids: LSTM/GRU/TextCNN/transformer, with vocab or tokenizer) "
+                                                    "or bert; implied for zoo and huggingface, default cnn")
     dataset: str | None = Field(None, description="fashion-mnist, rotten-tomatoes, or a path: IDX directory, "
                                                   "image folder, CSV (text,label); for your own model (a zoo "
                                                   "model always uses its own)")
@@ -97,7 +98,13 @@ class ModelConfig(StrictModel):
     label_map: dict[str, int] | None = Field(None, description="your model: data class name -> model output "
                                                                "index, when the model's outputs are not the "
                                                                "data's classes in order (an ImageNet model)")
-    max_len: int = Field(64, ge=8, le=512, description="huggingface: tokens per text")
+    vocab: Path | None = Field(None, description="your text module: vocabulary file, one token per line (line "
+                                                 "number = id) or a JSON list, with <pad>/[PAD] and <unk>/[UNK]")
+    tokenizer: Path | None = Field(None, description="your text module: a Hugging Face tokenizer directory "
+                                                     "(instead of vocab)")
+    lowercase: bool = Field(True, description="vocab: lowercase texts before splitting them into words")
+    padding_side: Literal["right", "left"] = Field("right", description="vocab: where padding goes")
+    max_len: int = Field(64, ge=8, le=512, description="text models: tokens per text (longer texts are truncated)")
     eval_samples: int | None = Field(None, ge=1, description="seeded test subset for accuracy (default: measure's)")
     devices: list[str] | None = Field(None, min_length=1, description="override the top-level devices")
     batch_sizes: list[int] | None = Field(None, min_length=1, description="override the top-level batch sizes")
@@ -113,9 +120,18 @@ class ModelConfig(StrictModel):
             raise ValueError(f"module {self.module!r} must look like 'package.module:function'")
         if self.weights is not None and self.module is None:
             raise ValueError("weights only go with module (a state_dict for your factory)")
-        if (self.module or self.onnx) and self.family not in (None, Family.CNN):
-            raise ValueError(f"family {self.family}: module and onnx sources take images (family cnn); bring "
-                             "text models as a huggingface directory (it carries its tokenizer)")
+        if self.onnx and self.family not in (None, Family.CNN):
+            raise ValueError(f"family {self.family}: an onnx source takes images (family cnn); bring a text model "
+                             "as a module (family lstm, with vocab or tokenizer) or a huggingface directory")
+        if self.module and self.family == Family.BERT:
+            raise ValueError("family bert is a huggingface directory; a text module of your own is family lstm "
+                             "(any architecture over token ids, with vocab or tokenizer)")
+        text_module = self.module is not None and self.family == Family.LSTM
+        if text_module and (self.vocab is None) == (self.tokenizer is None):
+            raise ValueError("a text module (family lstm) needs its preprocessing: exactly one of vocab (a "
+                             "vocabulary file) or tokenizer (a Hugging Face tokenizer directory)")
+        if not text_module and (self.vocab or self.tokenizer):
+            raise ValueError("vocab and tokenizer go with a text module (module + family: lstm)")
         if (self.module or self.onnx or self.huggingface) and self.dataset is None:
             raise ValueError("dataset is required for your own model (a name or a path)")
         if self.zoo and self.dataset is not None:
@@ -149,7 +165,7 @@ class ModelConfig(StrictModel):
     def source_family(self) -> Family:
         if self.zoo:
             return ZOO_FAMILIES[self.zoo]
-        return Family.BERT if self.huggingface else Family.CNN
+        return Family.BERT if self.huggingface else self.family or Family.CNN
 
 
 class MeasureConfig(StrictModel):
@@ -254,7 +270,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     for model in config.models.values():
         if model.module and model.python_path is None:
             model.python_path = base
-        for key in ("weights", "onnx", "huggingface", "python_path"):
+        for key in ("weights", "onnx", "huggingface", "python_path", "vocab", "tokenizer"):
             value = getattr(model, key)
             if value is not None and not value.is_absolute():
                 setattr(model, key, fix(value))

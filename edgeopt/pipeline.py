@@ -176,14 +176,17 @@ def source_node(name: str, model: ModelConfig) -> Node:
         checkpoint = find_zoo_checkpoint(model.zoo)
         params.update(zoo=model.zoo, digest=checkpoint.sha256 if checkpoint else "untrained")
     else:
-        for key in ("module", "onnx", "huggingface", "weights", "dataset", "python_path"):
+        for key in ("module", "onnx", "huggingface", "weights", "dataset", "python_path", "vocab", "tokenizer"):
             value = getattr(model, key)
             if value is not None:
                 params[key] = str(value)
+        files = [model.weights or model.onnx or model.huggingface, _dataset_path(model.dataset)]
+        if model.source_family == Family.LSTM:  # a text module: its preprocessing is part of what it is
+            params.update(lowercase=model.lowercase, padding_side=model.padding_side)
+            files.append(model.vocab or model.tokenizer)
         params.update(kwargs=model.kwargs, max_len=model.max_len, label_map=model.label_map,
                       **{k: getattr(model, k) for k in IMAGE_FIELDS},
-                      digest=sha256_json([_file_digest(model.weights or model.onnx or model.huggingface),
-                                          _file_digest(_dataset_path(model.dataset))]))
+                      digest=sha256_json([_file_digest(path) for path in files]))
     return make_node("source", params)
 
 
@@ -349,12 +352,19 @@ def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> A
         encoder = WordPieceEncoder.from_pretrained(p["huggingface"], p.get("max_len") or 64)
         artifact = save_torch_artifact(model, {"builder": "bert", "source": p["huggingface"]}, encoder, out,
                                        name=p["model"], family=Family.BERT, data=data)
+    elif p["family"] == Family.LSTM:
+        if data.kind != "text":
+            raise InvalidInput(f"{p['dataset']}: a text model needs a text data set (CSV text,label)")
+        module = _user_module(p)
+        artifact = save_torch_artifact(module, _factory_arch(p), _text_preprocessor(p, module), out,
+                                       name=p["model"], family=Family.LSTM, data=data)
     else:
         if data.kind != "image":
             raise InvalidInput(f"{p['dataset']}: a cnn model needs an image data set (IDX or image folder)")
         preprocessor = _image_preprocessor(p, data)
         if p.get("module"):
-            artifact = _module_artifact(p, preprocessor, data, out)
+            artifact = save_torch_artifact(_user_module(p), _factory_arch(p), preprocessor, out, name=p["model"],
+                                           family=Family.CNN, data=data)
         else:
             artifact = _onnx_artifact(p, preprocessor, data, out)
     artifact.dataset = described
@@ -380,13 +390,16 @@ def _image_preprocessor(p: dict, data):
     return ImagePreprocessor(mean, std, layout=p.get("layout") or "NCHW", **geometry)
 
 
-def _module_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
-    from edgeopt.core.models import build_module, load_state_dict
-    from edgeopt.core.models.zoo import save_torch_artifact
-
-    arch = {"builder": "factory", "factory": p["module"], "kwargs": p.get("kwargs") or {},
+def _factory_arch(p: dict) -> dict:
+    return {"builder": "factory", "factory": p["module"], "kwargs": p.get("kwargs") or {},
             "path": p.get("python_path")}
-    module = build_module(arch, trust_code=True)  # the factory the user's own config names
+
+
+def _user_module(p: dict):
+    """The user's module from their factory (their config names it, so it runs) with their state_dict."""
+    from edgeopt.core.models import build_module, load_state_dict
+
+    module = build_module(_factory_arch(p), trust_code=True)
     if p.get("weights"):
         state = load_state_dict(Path(p["weights"]))
         try:
@@ -394,7 +407,25 @@ def _module_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
         except RuntimeError as error:
             raise InvalidInput(f"{p['weights']}: cannot load it into {p['module']}: "
                                f"{str(error).splitlines()[0]}") from None
-    return save_torch_artifact(module, arch, preprocessor, out, name=p["model"], family=Family.CNN, data=data)
+    return module
+
+
+def _text_preprocessor(p: dict, module):
+    """A text module's preprocessing (its vocabulary file or tokenizer directory), feeding the inputs its
+    forward takes: input_ids, and attention_mask where forward has that parameter."""
+    import inspect
+
+    from edgeopt.core.preprocess import VocabEncoder, WordPieceEncoder
+
+    takes = list(inspect.signature(module.forward).parameters)
+    if "input_ids" not in takes:
+        raise InvalidInput(f"{p['module']}: forward takes ({', '.join(takes)}); a text model is called as "
+                           "model(input_ids=...) (and attention_mask=... when it takes one)")
+    inputs = ("input_ids", "attention_mask") if "attention_mask" in takes else ("input_ids",)
+    if p.get("tokenizer"):
+        return WordPieceEncoder.from_pretrained(p["tokenizer"], p.get("max_len") or 64, inputs)
+    return VocabEncoder.from_file(Path(p["vocab"]), max_len=p.get("max_len") or 64, inputs=inputs,
+                                  lowercase=p.get("lowercase", True), padding_side=p.get("padding_side", "right"))
 
 
 def _onnx_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:

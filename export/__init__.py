@@ -72,7 +72,7 @@ def export_artifact(artifact: Artifact | str | Path, fmt: str, out_dir: str | Pa
         child = exporter.export(artifact, staging, precision, options)
         if advance:
             advance()
-        child.outputs = child.outputs or [spec_for(artifact.family).output_spec(artifact)]
+        child.outputs = child.outputs or [spec_for(artifact).output_spec(artifact)]
         report = verify_parity(child, artifact, raise_on_failure=False, progress=progress) if verify else None
         if report is not None:
             child.metrics["parity"] = report

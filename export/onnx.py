@@ -59,7 +59,7 @@ class OnnxExporter(Exporter):
 
 def resolve(config: OnnxExportConfig, artifact: Artifact) -> OnnxExportConfig:
     """Fill the family defaults (exporter, opset) so the manifest records what was actually used."""
-    spec = spec_for(artifact.family)
+    spec = spec_for(artifact)
     return config.model_copy(update={"exporter": config.exporter or spec.onnx_exporter,
                                      "opset": config.opset or spec.opset})
 
@@ -70,7 +70,7 @@ def export_onnx_file(artifact: Artifact, path: Path, config: OnnxExportConfig) -
     from edgeopt.core.train import to_tensors
 
     config = resolve(config, artifact)
-    spec = spec_for(artifact.family)
+    spec = spec_for(artifact)
     module = load_module(artifact)
     example = to_tensors(spec.example_inputs(artifact))
     path = path.resolve()

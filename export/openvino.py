@@ -54,7 +54,7 @@ class OpenVINOExporter(Exporter):
         child_precision = artifact.precision if artifact.precision == Precision.INT8 else precision
         child = artifact.derive(out_dir, format=Format.OPENVINO, precision=child_precision, model_file=MODEL_FILE,
                                 step=step)
-        spec = spec_for(artifact.family)
+        spec = spec_for(artifact)
         with tempfile.TemporaryDirectory() as scratch:  # the model may map the scratch ONNX file: save inside
             model = _from_onnx(artifact, Path(scratch), config.onnx) if source == "onnx" else _from_torch(artifact)
             for port, name in zip(model.inputs, [s.name for s in artifact.inputs]):
@@ -75,7 +75,7 @@ def _from_torch(artifact: Artifact):
     from edgeopt.core.models.zoo import load_module
     from edgeopt.core.train import to_tensors
 
-    spec = spec_for(artifact.family)
+    spec = spec_for(artifact)
     module = load_module(artifact)
     example = to_tensors(spec.example_inputs(artifact))
     rank = {name: tensor.dim() for name, tensor in example.items()}

@@ -50,7 +50,7 @@ class Traced:
         from edgeopt.core.models.zoo import load_module
         from edgeopt.core.train import to_tensors
 
-        self.artifact, self.spec = artifact, spec_for(artifact.family)
+        self.artifact, self.spec = artifact, spec_for(artifact)
         if self.spec.is_text and config.max_sequence is None:
             config = config.model_copy(update={"max_sequence": artifact.preprocess.get("max_len", 128)})
         self.config = config

@@ -5,7 +5,7 @@ never branch on the family themselves.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,8 +29,9 @@ class Tolerance:
     near_tie: float
     max_clear: float
 
-    def limit(self, reference: np.ndarray) -> float:
-        return self.atol + self.rtol * float(np.abs(reference).max())
+    def limit(self, largest_logit: float) -> float:
+        """The largest allowed logit error, given the largest reference logit (in absolute value)."""
+        return self.atol + self.rtol * largest_logit
 
     def allowed_clear(self, decided: int) -> int:
         """Clear disagreements allowed among `decided` (not near-tie) samples."""
@@ -130,5 +131,15 @@ SPECS: dict[Family, ExportSpec] = {
 }
 
 
-def spec_for(family: Family | str) -> ExportSpec:
-    return SPECS[Family(family)]
+def spec_for(source: Family | str | Artifact) -> ExportSpec:
+    """The export spec of a family, or of an artifact: a user's text module takes the inputs its artifact
+    records (input_ids alone, or with attention_mask) and pads with its vocabulary's pad id."""
+    if not isinstance(source, Artifact):
+        return SPECS[Family(source)]
+    spec = SPECS[Family(source.family)]
+    names = tuple(t.name for t in source.inputs) or spec.input_names
+    pad_id = source.preprocess.get("pad_id", 0)
+    if not spec.is_text or (names == spec.input_names and pad_id == 0):
+        return spec
+    return replace(spec, input_names=names, dynamic_axes={**{n: TEXT_AXES for n in names}, "logits": {0: "batch"}},
+                   pad_values={n: pad_id if n == "input_ids" else 0 for n in names})

@@ -83,7 +83,7 @@ def has_qdq(path: Path) -> bool:
 
 def profile_shapes(artifact: Artifact, config: TensorRTExportConfig) -> dict[str, tuple[list[int], ...]]:
     """(min, opt, max) shape per input: explicit config first, else the spec's ranges for named dimensions."""
-    ranges = spec_for(artifact.family).shape_ranges
+    ranges = spec_for(artifact).shape_ranges
     shapes = {}
     for tensor in artifact.inputs:
         default = [[d if isinstance(d, int) else ranges[d][i] for d in tensor.shape] for i in range(3)]

@@ -46,7 +46,7 @@ def distill(teacher: Artifact, config: DistillConfig, out_dir: Path, progress=No
     check_label_space(student, example, classes)
     initial = copy.deepcopy(student.state_dict())
 
-    loss = distillation_loss(teacher_model, config, layer_map)
+    loss = distillation_loss(teacher_model, config, layer_map, getattr(preprocessor, "pad_id", 0))
     result = fit(student, preprocessor, data.train, val, train, loss_fn=loss, progress=progress)
     student.eval()
     accuracy = evaluate(student, preprocessor, test)
@@ -107,6 +107,8 @@ def make_student(teacher: Artifact, teacher_model: nn.Module, config: DistillCon
             arch = {"builder": "rnn", "vocab_size": vocab, "num_classes": classes, "embed_dim": round(64 * w),
                     "hidden": round(64 * w), "num_layers": config.depth, "bidirectional": config.student == "bilstm",
                     "cell": "gru" if config.student == "gru" else "lstm"}
+        if preprocessor.pad_id != 0:  # a user's vocabulary: the student masks its own padding
+            arch["pad_id"] = preprocessor.pad_id
     arch.update(config.student_kwargs)
     return build_module(arch), arch, []
 
@@ -153,7 +155,7 @@ def check_label_space(student: nn.Module, example: dict, classes: int) -> None:
                            "outputs; distillation needs the same outputs")
 
 
-def distillation_loss(teacher: nn.Module, config: DistillConfig, layer_map: list[int]) -> LossFn:
+def distillation_loss(teacher: nn.Module, config: DistillConfig, layer_map: list[int], pad_id: int = 0) -> LossFn:
     """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(labels) [+ BERT hidden/attention MSE]."""
     temperature, alpha = config.temperature, config.alpha
     internal = bool(layer_map) and (config.hidden_weight > 0 or config.attention_weight > 0)
@@ -166,7 +168,7 @@ def distillation_loss(teacher: nn.Module, config: DistillConfig, layer_map: list
                         reduction="batchmean") * temperature ** 2
         return alpha * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
 
-    soft_targets = TeacherLogits(teacher, config.teacher_bf16)
+    soft_targets = TeacherLogits(teacher, config.teacher_bf16, pad_id)
 
     def loss(student: nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
         if not internal:
@@ -199,14 +201,14 @@ class TeacherLogits:
     epoch and always go through the teacher.
     """
 
-    def __init__(self, teacher: nn.Module, bf16: bool):
-        self.teacher, self.bf16 = teacher, bf16
+    def __init__(self, teacher: nn.Module, bf16: bool, pad_id: int = 0):
+        self.teacher, self.bf16, self.pad_id = teacher, bf16, pad_id
         self.known: dict[bytes, torch.Tensor] = {}
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         if "input_ids" not in inputs:
             return self.forward(inputs)
-        keys = [row[row != 0].numpy().tobytes() for row in inputs["input_ids"]]  # padding (id 0) stripped
+        keys = [row[row != self.pad_id].numpy().tobytes() for row in inputs["input_ids"]]  # padding stripped
         if any(key not in self.known for key in keys):
             for key, logits in zip(keys, self.forward(inputs)):
                 self.known[key] = logits

@@ -232,20 +232,29 @@ def prune_rnn_hidden(rnn: nn.RNNBase, keep: torch.Tensor) -> None:
 
 
 class HiddenUnitPruner:
-    """LSTM/GRU hidden units by magnitude (all gates' rows, recurrent columns and the classifier's columns)."""
+    """LSTM/GRU hidden units by magnitude (all gates' rows, recurrent columns and the reading layer's columns).
+
+    Works on any model with one 1-layer unidirectional LSTM/GRU whose hidden state one linear layer reads
+    (the zoo lstm, the rnn students, a user's own LSTM classifier)."""
 
     done = True
 
     def __init__(self, model: nn.Module, example: dict, config: PruneConfig):
         rnns = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.LSTM, nn.GRU))]
-        if len(rnns) != 1 or not isinstance(getattr(model, "fc", None), nn.Linear):
-            raise InvalidInput("hidden-unit pruning expects one LSTM/GRU followed by a linear `fc` classifier "
-                               f"(the zoo lstm and the rnn students); found {[n for n, _ in rnns]}")
-        self.model, self.config, self.rnn = model, config, rnns[0][1]
+        if len(rnns) != 1:
+            raise InvalidInput("hidden-unit pruning expects exactly one LSTM/GRU in the model; found "
+                               f"{[n for n, _ in rnns] or 'none'}")
+        rnn = rnns[0][1]
+        readers = [(n, m) for n, m in model.named_modules()
+                   if isinstance(m, nn.Linear) and m.in_features == rnn.hidden_size * (1 + rnn.bidirectional)]
+        if len(readers) != 1:
+            raise InvalidInput(f"hidden-unit pruning needs one linear layer reading {rnns[0][0]}'s hidden state "
+                               f"({rnn.hidden_size} inputs); found {[n for n, _ in readers] or 'none'}")
+        self.model, self.config, self.rnn, self.fc = model, config, rnn, readers[0][1]
         self.original = self.rnn.hidden_size
 
     def step(self, index: int, batches) -> None:
-        rnn, fc = self.rnn, self.model.fc
+        rnn, fc = self.rnn, self.fc
         target = round(self.original * (1 - self.config.removed_fraction * index / self.config.steps))
         h = rnn.hidden_size
         gates = rnn.weight_ih_l0.view(-1, h, rnn.input_size).norm(dim=(0, 2)) ** 2

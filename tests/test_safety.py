@@ -249,15 +249,14 @@ def test_a_pickled_artifact_checkpoint_is_refused(tmp_path, cnn_artifact):
     assert refused(error, copy / "model.pt") and not marker.exists()
 
 
-def test_pickled_user_weights_in_a_pipeline_source_are_refused(tmp_path, fashion):
-    from edgeopt.core.preprocess import ImagePreprocessor
-    from edgeopt.pipeline import _module_artifact
+def test_pickled_user_weights_in_a_pipeline_source_are_refused(tmp_path):
+    from edgeopt.pipeline import _user_module
 
     marker, weights = tmp_path / "pwned", tmp_path / "weights.pt"
     torch.save(Payload(marker), weights)
     source = {"model": "mine", "module": "edgeopt.core.models.cnn:CNNModel", "weights": str(weights)}
     with pytest.raises(CheckpointError) as error:
-        _module_artifact(source, ImagePreprocessor(), fashion, tmp_path / "artifact")
+        _user_module(source)
     assert refused(error, weights) and not marker.exists()
     with pytest.raises(CheckpointError) as error:
         load_state_dict(weights)

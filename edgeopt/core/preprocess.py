@@ -18,6 +18,7 @@ from .errors import InvalidInput
 
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = 0.2860, 0.3530
 TOKEN_PATTERN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+TOKEN_PATTERN_CASED = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?|[^\sA-Za-z0-9]")
 PAD, UNK = "<pad>", "<unk>"
 
 
@@ -130,15 +131,21 @@ def tokenize(text: str) -> list[str]:
 
 
 class VocabEncoder:
-    """Word-level vocabulary built from the train split; right-padded int64 ids (pad id 0, unknown id 1)."""
+    """Word-level vocabulary -> right-padded int64 ids: the zoo LSTM's vocabulary (built from the train split:
+    pad id 0, unknown id 1), or a user's own vocabulary file with its pad and unknown tokens.
+
+    Only what differs from the zoo's settings is recorded in the spec, so zoo artifacts keep their manifests.
+    """
 
     family = Family.LSTM
     vocab_file = "vocab.json"
 
-    def __init__(self, vocab: list[str], max_len: int = 64):
+    def __init__(self, vocab: list[str], max_len: int = 64, pad_id: int = 0, unk_id: int = 1,
+                 lowercase: bool = True, padding_side: str = "right", inputs: tuple[str, ...] = ("input_ids",)):
         self.vocab = vocab
         self.index = {word: i for i, word in enumerate(vocab)}
-        self.max_len = max_len
+        self.max_len, self.pad_id, self.unk_id = max_len, pad_id, unk_id
+        self.lowercase, self.padding_side, self.inputs = lowercase, padding_side, tuple(inputs)
 
     @classmethod
     def build(cls, texts: list[str], max_size: int = 12000, min_count: int = 2, max_len: int = 64) -> "VocabEncoder":
@@ -146,65 +153,106 @@ class VocabEncoder:
         words = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count]
         return cls([PAD, UNK] + words[: max_size - 2], max_len)
 
+    @classmethod
+    def from_file(cls, path: Path, **options: Any) -> "VocabEncoder":
+        """A user's vocabulary: a text file with one token per line (its line number is its id) or a JSON list.
+        It must hold a padding token and an unknown token (<pad>/[PAD] and <unk>/[UNK])."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InvalidInput(f"{path}: cannot read the vocabulary: {error}") from None
+        vocab = json.loads(text) if path.suffix == ".json" else text.splitlines()
+        if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab) or len(vocab) < 2:
+            raise InvalidInput(f"{path}: expected a vocabulary of one token per line (or a JSON list of strings)")
+        found = {}
+        for role, names in (("pad", (PAD, "[PAD]", "<PAD>")), ("unk", (UNK, "[UNK]", "<UNK>"))):
+            found[role] = next((vocab.index(n) for n in names if n in vocab), None)
+            if found[role] is None:
+                raise InvalidInput(f"{path}: no {role} token in the vocabulary; expected one of {', '.join(names)}")
+        return cls(vocab, pad_id=found["pad"], unk_id=found["unk"], **options)
+
     def __call__(self, texts: list[str], max_len: int | None = None) -> dict[str, np.ndarray]:
         limit = max_len or self.max_len
-        rows = [[self.index.get(t, 1) for t in tokenize(text)][:limit] or [1] for text in texts]
+        rows = [[self.index.get(t, self.unk_id) for t in self._tokens(text)][:limit] or [self.unk_id]
+                for text in texts]
         width = max(len(r) for r in rows)
-        ids = np.zeros((len(rows), width), dtype=np.int64)
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
         for i, row in enumerate(rows):
-            ids[i, : len(row)] = row
-        return {"input_ids": ids}
+            where = slice(width - len(row), width) if self.padding_side == "left" else slice(0, len(row))
+            ids[i, where], mask[i, where] = row, 1
+        return {"input_ids": ids, "attention_mask": mask} if "attention_mask" in self.inputs else {"input_ids": ids}
+
+    def _tokens(self, text: str) -> list[str]:
+        return tokenize(text) if self.lowercase else TOKEN_PATTERN_CASED.findall(text)
 
     def save(self, directory: Path) -> None:
         (Path(directory) / self.vocab_file).write_text(json.dumps(self.vocab))
 
     @classmethod
     def load(cls, directory: Path, spec: dict[str, Any]) -> "VocabEncoder":
-        return cls(json.loads((Path(directory) / spec["vocab_file"]).read_text()), spec.get("max_len", 64))
+        options = {k: spec[k] for k in ("pad_id", "unk_id", "lowercase", "padding_side") if k in spec}
+        return cls(json.loads((Path(directory) / spec["vocab_file"]).read_text()), spec.get("max_len", 64),
+                   inputs=tuple(spec.get("inputs", ("input_ids",))), **options)
 
     def to_spec(self) -> dict[str, Any]:
-        return {"kind": "vocab", "vocab_file": self.vocab_file, "vocab_size": len(self.vocab),
+        spec = {"kind": "vocab", "vocab_file": self.vocab_file, "vocab_size": len(self.vocab),
                 "max_len": self.max_len, "files": [self.vocab_file]}
+        chosen = {"pad_id": self.pad_id, "unk_id": self.unk_id, "lowercase": self.lowercase,
+                  "padding_side": self.padding_side, "inputs": list(self.inputs)}
+        zoo = {"pad_id": 0, "unk_id": 1, "lowercase": True, "padding_side": "right", "inputs": ["input_ids"]}
+        return spec | {k: v for k, v in chosen.items() if v != zoo[k]}
 
     def input_specs(self) -> list[TensorSpec]:
-        return [TensorSpec(name="input_ids", dtype="int64", shape=["batch", "sequence"])]
+        return [TensorSpec(name=name, dtype="int64", shape=["batch", "sequence"]) for name in self.inputs]
 
 
 class WordPieceEncoder:
-    """A Hugging Face tokenizer directory (AutoTokenizer) -> input_ids + attention_mask, padded to the batch."""
+    """A Hugging Face tokenizer directory (AutoTokenizer) -> input_ids (+ attention_mask), padded to the batch.
+
+    `inputs` are the names the model takes (a user's module may take input_ids alone)."""
 
     family = Family.BERT
     tokenizer_dir = "tokenizer"
 
-    def __init__(self, tokenizer: Any, max_len: int = 64):
-        self.tokenizer, self.max_len = tokenizer, max_len
+    def __init__(self, tokenizer: Any, max_len: int = 64, inputs: tuple[str, ...] = ("input_ids", "attention_mask")):
+        self.tokenizer, self.max_len, self.inputs = tokenizer, max_len, tuple(inputs)
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id or 0)
 
     @classmethod
-    def from_pretrained(cls, directory: Path | str, max_len: int = 64) -> "WordPieceEncoder":
+    def from_pretrained(cls, directory: Path | str, max_len: int = 64,
+                        inputs: tuple[str, ...] = ("input_ids", "attention_mask")) -> "WordPieceEncoder":
         from transformers import AutoTokenizer
 
-        return cls(AutoTokenizer.from_pretrained(str(directory)), max_len)
+        try:
+            return cls(AutoTokenizer.from_pretrained(str(directory)), max_len, inputs)
+        except (OSError, ValueError) as error:
+            raise InvalidInput(f"{directory}: not a Hugging Face tokenizer directory: {error}") from None
 
     def __call__(self, texts: list[str], max_len: int | None = None) -> dict[str, np.ndarray]:
         encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_len or self.max_len,
                                  return_tensors="np")
-        return {"input_ids": encoded["input_ids"].astype(np.int64),
-                "attention_mask": encoded["attention_mask"].astype(np.int64)}
+        return {name: encoded[name].astype(np.int64) for name in self.inputs}
 
     def save(self, directory: Path) -> None:
         self.tokenizer.save_pretrained(str(Path(directory) / self.tokenizer_dir))
 
     @classmethod
     def load(cls, directory: Path, spec: dict[str, Any]) -> "WordPieceEncoder":
-        return cls.from_pretrained(Path(directory) / spec["tokenizer_dir"], spec.get("max_len", 64))
+        return cls.from_pretrained(Path(directory) / spec["tokenizer_dir"], spec.get("max_len", 64),
+                                   tuple(spec.get("inputs", ("input_ids", "attention_mask"))))
 
     def to_spec(self) -> dict[str, Any]:
-        return {"kind": "wordpiece", "tokenizer_dir": self.tokenizer_dir, "max_len": self.max_len,
+        spec = {"kind": "wordpiece", "tokenizer_dir": self.tokenizer_dir, "max_len": self.max_len,
                 "files": [self.tokenizer_dir]}
+        return spec if self.inputs == ("input_ids", "attention_mask") else spec | {"inputs": list(self.inputs)}
 
     def input_specs(self) -> list[TensorSpec]:
-        return [TensorSpec(name="input_ids", dtype="int64", shape=["batch", "sequence"]),
-                TensorSpec(name="attention_mask", dtype="int64", shape=["batch", "sequence"])]
+        return [TensorSpec(name=name, dtype="int64", shape=["batch", "sequence"]) for name in self.inputs]
 
 
 def load_preprocessor(directory: Path, spec: dict[str, Any]) -> Preprocessor:

@@ -1,0 +1,159 @@
+"""Your own text model: a module factory over token ids with its own vocabulary (or a Hugging Face tokenizer),
+its input names read from `forward`, through prune / distill / export / INT8 / measure like the zoo LSTM."""
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgeopt.config import load_config
+from edgeopt.core.errors import InvalidInput
+from edgeopt.core.preprocess import VocabEncoder, load_preprocessor
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "user_text" / "run_example.py"
+# input_ids only, and a tokenizer's vocabulary: edgeopt must feed just what forward takes
+TEXTCNN_CODE = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self, vocab_size, num_classes=2):
+            super().__init__()
+            self.embed = nn.Embedding(vocab_size, 32)
+            self.conv = nn.Conv1d(32, 32, 3, padding=1)
+            self.head = nn.Linear(32, num_classes)
+
+        def forward(self, input_ids):
+            return self.head(torch.relu(self.conv(self.embed(input_ids).transpose(1, 2))).amax(-1))
+
+
+    def make_model(vocab_size, num_classes=2):
+        return Net(vocab_size, num_classes)
+
+
+    class TakesTokens(Net):
+        def forward(self, tokens):
+            return super().forward(tokens)
+
+
+    def make_positional(vocab_size):
+        return TakesTokens(vocab_size)
+''')
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory, sentiment):
+    path = tmp_path_factory.mktemp("text") / "reviews.csv"
+    lines = ["text,label"] + [f'"{t.replace(chr(34), "")}",{"good" if y else "bad"}'
+                              for t, y in zip(sentiment.test.inputs[:300], sentiment.test.labels[:300])]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _config(tmp_path: Path, **model) -> dict:
+    return {"output": str(tmp_path / "out"), "models": {"mine": {"module": "text_net:make_model", "family": "lstm",
+                                                                  "dataset": "./reviews.csv", **model}}}
+
+
+def test_a_text_module_needs_its_preprocessing(tmp_path):
+    with pytest.raises(InvalidInput, match="exactly one of vocab .* or tokenizer"):
+        load_config(_config(tmp_path))
+    with pytest.raises(InvalidInput, match="vocab and tokenizer go with a text module"):
+        load_config({"models": {"m": {"zoo": "lstm", "vocab": "v.txt"}}})
+    with pytest.raises(InvalidInput, match="family bert is a huggingface directory"):
+        load_config({"models": {"m": {"module": "a:b", "family": "bert", "dataset": "x.csv"}}})
+
+
+def test_a_vocabulary_file_names_its_pad_and_unknown_tokens(tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[UNK]\nthe\n[PAD]\nfilm\nFilm\n")
+    encode = VocabEncoder.from_file(vocab, padding_side="left", inputs=("input_ids", "attention_mask"))
+    out = encode(["The film", "film noir is"])
+    assert encode.pad_id == 2 and encode.unk_id == 0
+    assert out["input_ids"].tolist() == [[2, 1, 3], [3, 0, 0]]  # left-padded with [PAD]; unknown words -> [UNK]
+    assert out["attention_mask"].tolist() == [[0, 1, 1], [1, 1, 1]]
+    cased = VocabEncoder.from_file(vocab, lowercase=False)
+    assert cased(["Film"])["input_ids"].tolist() == [[4]] and "attention_mask" not in cased(["Film"])
+    encode.save(tmp_path)
+    reloaded = load_preprocessor(tmp_path, encode.to_spec())
+    assert reloaded(["film noir"])["input_ids"].tolist() == encode(["film noir"])["input_ids"].tolist() == [[3, 0]]
+    assert VocabEncoder.build(["a a b b"]).to_spec().keys() == {"kind", "vocab_file", "vocab_size", "max_len",
+                                                                "files"}  # the zoo's manifests are unchanged
+    vocab.write_text("the\nfilm\n")
+    with pytest.raises(InvalidInput, match="no pad token"):
+        VocabEncoder.from_file(vocab)
+
+
+def test_forward_must_take_input_ids(tmp_path, reviews):
+    from edgeopt import Pipeline
+
+    (tmp_path / "text_net.py").write_text(TEXTCNN_CODE)
+    (tmp_path / "reviews.csv").write_text(reviews.read_text())
+    (tmp_path / "vocab.txt").write_text("<pad>\n<unk>\nthe\n")
+    config = _config(tmp_path, module="text_net:make_positional", vocab="vocab.txt", kwargs={"vocab_size": 3})
+    (tmp_path / "edgeopt.yaml").write_text(yaml.safe_dump(config))
+    result = Pipeline(tmp_path / "edgeopt.yaml").run(report=False)
+    assert result.exit_code != 0
+    assert result.rows and all("forward takes (tokens)" in r.error for r in result.rows), result.rows
+
+
+def test_a_module_with_a_tokenizer_takes_only_what_forward_names(tmp_path, reviews):
+    """A TextCNN over a Hugging Face tokenizer's ids, forward(input_ids): exported and measured with input_ids
+    alone, on ONNX Runtime and OpenVINO, with parity."""
+    from edgeopt import Pipeline
+    from edgeopt.core.artifacts import Artifact
+    from edgeopt.core.models.bert import minilm_path
+
+    (tmp_path / "text_net.py").write_text(TEXTCNN_CODE)
+    (tmp_path / "reviews.csv").write_text(reviews.read_text())
+    config = _config(tmp_path, tokenizer=str(minilm_path()), kwargs={"vocab_size": 30522}, max_len=32,
+                     recipes=[{"name": "fp32", "runtimes": ["torch", "onnxruntime", "openvino"]}])
+    config["measure"] = {"latency": {"warmup_runs": 1, "warmup_seconds": 0.01, "min_runs": 5, "min_seconds": 0.05}}
+    (tmp_path / "edgeopt.yaml").write_text(yaml.safe_dump(config))
+    result = Pipeline(tmp_path / "edgeopt.yaml").run(report=False)
+    assert result.exit_code == 0, [r.error for r in result.rows]
+    assert {r.runtime for r in result.rows if r.ok} == {"torch", "onnxruntime", "openvino"}
+    onnx_row = next(r for r in result.rows if r.runtime == "onnxruntime")
+    artifact = Artifact.load(onnx_row.artifact_path, trust_code=True)
+    assert [t.name for t in artifact.inputs] == ["input_ids"]
+    assert artifact.preprocess["kind"] == "wordpiece" and artifact.preprocess["inputs"] == ["input_ids"]
+    assert artifact.metrics["parity"]["ok"] and artifact.metrics["parity"]["samples"] > 0
+    torch_accuracy = next(r.accuracy for r in result.rows if r.runtime == "torch")
+    assert onnx_row.accuracy == pytest.approx(torch_accuracy)  # the same inputs reach both
+
+
+def _load_example():
+    spec = importlib.util.spec_from_file_location("user_text_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # trains the user's LSTM, then prunes, distills, exports and quantizes it (~2 min on 2 cores)
+def test_user_text_example(tmp_path):
+    from edgeopt.core.artifacts import Artifact
+
+    result = _load_example().main(tmp_path)
+    assert result.exit_code == 0, [r.error for r in result.rows]
+    rows = {(r.recipe, r.runtime): r for r in result.rows}
+    assert set(rows) == {("fp32", "torch"), ("fp32", "onnxruntime"), ("fp32", "openvino"), ("int8", "onnxruntime"),
+                         ("int8-ov", "openvino"), ("pruned", "onnxruntime"), ("textcnn", "onnxruntime")}
+    assert all(r.ok and r.family == "lstm" and r.accuracy_samples == 400 for r in rows.values())
+    fp32 = rows[("fp32", "torch")].accuracy
+    assert fp32 > 0.6  # 3 classes: far above chance, so weights, vocabulary and pad id all held
+    assert rows[("fp32", "onnxruntime")].accuracy == pytest.approx(fp32)
+    for int8 in (rows[("int8", "onnxruntime")], rows[("int8-ov", "openvino")]):
+        assert int8.precision == "int8" and int8.accuracy > fp32 - 0.03
+    source = Artifact.load(rows[("fp32", "onnxruntime")].artifact_path, trust_code=True)
+    assert source.preprocess["pad_id"] == 1 and [t.name for t in source.inputs] == ["input_ids", "attention_mask"]
+    cache = tmp_path / "edgeopt-out" / "cache"
+    (pruned,) = [Artifact.load(d, trust_code=True) for d in cache.glob("prune-*")]
+    assert pruned.metrics["prune"]["hidden"] == 64 and pruned.metrics["prune"]["original_hidden"] == 128
+    (student,) = [Artifact.load(d) for d in cache.glob("distill-*")]
+    assert student.arch["pad_id"] == 1 and student.arch["num_classes"] == 3  # masks the user's padding
+    assert "baseline_test_accuracy" in student.metrics["distill"]  # compared with the same student alone
+    assert "my-lstm" in result.reports["html"].read_text()
