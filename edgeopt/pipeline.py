@@ -436,15 +436,17 @@ def _onnx_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy2(p["onnx"], out / "model.onnx")
     graph = onnx.load(str(out / "model.onnx"), load_external_data=False).graph
-    names = [i.name for i in graph.input]
-    if names != ["pixel_values"]:
-        raise InvalidInput(f"{p['onnx']}: inputs are {names}; a cnn ONNX model takes one input named "
-                           "'pixel_values' (float32, batch x channels x height x width)")
-    takes, gives = _tensor_spec(graph.input[0]).shape, preprocessor.input_specs()[0].shape
+    weights = {i.name for i in graph.initializer}
+    inputs = [_tensor_spec(i) for i in graph.input if i.name not in weights]
+    if len(inputs) != 1 or inputs[0].dtype not in ("float32", "float16"):
+        raise InvalidInput(f"{p['onnx']}: inputs are {[f'{t.name} ({t.dtype})' for t in inputs]}; an image ONNX "
+                           "model takes one float32 or float16 input (batch x channels x height x width, or NHWC)")
+    takes, gives = inputs[0].shape, preprocessor.input_specs()[0].shape
     if len(takes) != 4 or any(isinstance(t, int) and t != g for t, g in zip(takes[1:], gives[1:])):
-        raise InvalidInput(f"{p['onnx']}: pixel_values is {takes} in the graph, but the preprocessing makes "
-                           f"{gives} (layout {preprocessor.layout}, image_channels {preprocessor.channels}, "
+        raise InvalidInput(f"{p['onnx']}: input {inputs[0].name!r} is {takes} in the graph, but the preprocessing "
+                           f"makes {gives} (layout {preprocessor.layout}, image_channels {preprocessor.channels}, "
                            f"image_size {preprocessor.size}); set those fields to what the model takes")
+    preprocessor.input_name, preprocessor.dtype = inputs[0].name, inputs[0].dtype  # fed by the graph's name
     artifact = Artifact(name=p["model"], family=Family.CNN, format=Format.ONNX, model_file="model.onnx",
                         preprocess=preprocessor.to_spec(), inputs=preprocessor.input_specs(),
                         outputs=[_tensor_spec(t) for t in graph.output],  # the graph's width, not the labels

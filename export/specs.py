@@ -132,14 +132,18 @@ SPECS: dict[Family, ExportSpec] = {
 
 
 def spec_for(source: Family | str | Artifact) -> ExportSpec:
-    """The export spec of a family, or of an artifact: a user's text module takes the inputs its artifact
-    records (input_ids alone, or with attention_mask) and pads with its vocabulary's pad id."""
+    """The export spec of a family, or of an artifact: an artifact's inputs are the ones it records (a user's
+    text module: input_ids alone or with attention_mask, padded with its vocabulary's pad id; an imported ONNX
+    image model: its graph's input name)."""
     if not isinstance(source, Artifact):
         return SPECS[Family(source)]
     spec = SPECS[Family(source.family)]
     names = tuple(t.name for t in source.inputs) or spec.input_names
     pad_id = source.preprocess.get("pad_id", 0)
-    if not spec.is_text or (names == spec.input_names and pad_id == 0):
+    if names == spec.input_names and pad_id == 0:
         return spec
+    if not spec.is_text:  # an imported image model's own input name
+        return replace(spec, input_names=names, dynamic_axes={**{n: {0: "batch"} for n in names},
+                                                              spec.output_name: {0: "batch"}})
     return replace(spec, input_names=names, dynamic_axes={**{n: TEXT_AXES for n in names}, "logits": {0: "batch"}},
                    pad_values={n: pad_id if n == "input_ids" else 0 for n in names})

@@ -296,8 +296,47 @@ def test_an_onnx_model_that_takes_nhwc(rgb_folder, tmp_path):
     assert source.inputs[0].shape == ["batch", SIZE, SIZE, 3] and source.outputs[0].shape[-1] == 10
     inputs = preprocessor_of(source)(dataset_of(source).test.inputs[:2])
     assert ort.InferenceSession(str(source.model_path)).run(None, inputs)[0].shape == (2, 10)
-    with pytest.raises(InvalidInput, match=r"pixel_values is \['batch', 32, 32, 3\] in the graph.*layout NCHW"):
+    with pytest.raises(InvalidInput, match=r"'pixel_values' is \['batch', 32, 32, 3\] in the graph.*layout NCHW"):
         build_source(tmp_path / "nchw", **fields)
+
+
+def test_an_onnx_model_with_its_own_input_name_and_dtype(rgb_folder, tmp_path):
+    """An ONNX image model whose one input is `images` in float16 (a converted model, say): edgeopt feeds it
+    under that name and dtype, and its INT8 and OpenVINO variants keep them, with parity."""
+    from edgeopt import Pipeline
+
+    class Half(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, stride=2)
+            self.head = nn.Linear(8, 10)
+
+        def forward(self, images):
+            return self.head(torch.relu(self.conv(images.float())).mean((2, 3)))
+
+    torch.manual_seed(0)
+    path = tmp_path / "half.onnx"
+    torch.onnx.export(Half().eval(), (torch.zeros(1, 3, SIZE, SIZE, dtype=torch.float16),), str(path),
+                      input_names=["images"], output_names=["scores"], dynamic_axes={"images": {0: "batch"}},
+                      dynamo=False)
+    config = {"output": str(tmp_path / "out"),
+              "measure": {"latency": {"warmup_runs": 1, "warmup_seconds": 0.01, "min_runs": 5, "min_seconds": 0.05}},
+              "models": {"half": {"onnx": str(path), "dataset": str(rgb_folder), "image_size": SIZE,
+                                  "image_channels": 3, "label_map": CLASSES, "recipes": [
+                                      {"name": "fp32", "runtimes": ["onnxruntime", "openvino"]},
+                                      {"name": "int8", "quantize": {"mode": "dynamic"},
+                                       "runtimes": ["onnxruntime"]}]}}}
+    result = Pipeline(config).run(report=False)
+    assert result.exit_code == 0, [r.error for r in result.rows]
+    assert {(r.recipe, r.runtime) for r in result.rows} == {("fp32", "onnxruntime"), ("fp32", "openvino"),
+                                                           ("int8", "onnxruntime")}
+    for row in result.rows:
+        artifact = Artifact.load(row.artifact_path)
+        assert [(t.name, t.dtype) for t in artifact.inputs] == [("images", "float16")], row.label
+    source = Artifact.load(next(r.artifact_path for r in result.rows if r.runtime == "onnxruntime"
+                                and r.recipe == "fp32"))
+    assert source.preprocess["input_name"] == "images" and source.preprocess["dtype"] == "float16"
+    assert len({round(r.accuracy, 6) for r in result.rows if r.recipe == "fp32"}) == 1  # one model, both runtimes
 
 
 # --- what broke ------------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ class Preprocessor(Protocol):
 
 class ImagePreprocessor:
     """Raw images -> float32 `pixel_values`: resize the shorter side, centre crop, channel order, per-channel
-    mean/std, layout.
+    mean/std, layout. An imported ONNX model's own input name and float dtype replace `pixel_values`/float32.
 
     Every step is explicit and saved with the artifact, so an exported or quantized model sees exactly what
     the model was trained on. Takes uint8 arrays (N x H x W grey, or N x H x W x C) or image file paths.
@@ -44,7 +44,7 @@ class ImagePreprocessor:
 
     def __init__(self, mean: float | list[float] = FASHION_MNIST_MEAN, std: float | list[float] = FASHION_MNIST_STD,
                  channels: int = 1, size: int = 28, resize: int | None = None, channel_order: str = "RGB",
-                 layout: str = "NCHW"):
+                 layout: str = "NCHW", input_name: str = "pixel_values", dtype: str = "float32"):
         if channels not in PIL_MODES:
             raise ValueError(f"channels must be one of {sorted(PIL_MODES)}, got {channels}")
         if channel_order not in ("RGB", "BGR") or layout not in ("NCHW", "NHWC"):
@@ -55,6 +55,7 @@ class ImagePreprocessor:
                 raise ValueError(f"{name} has {len(value)} values; give 1 or one per channel ({channels})")
         self.mean, self.std, self.channels, self.size = mean, std, channels, size
         self.resize, self.channel_order, self.layout = resize or size, channel_order, layout
+        self.input_name, self.dtype = input_name, dtype
 
     def __call__(self, images) -> dict[str, np.ndarray]:
         pixels = self.pixels(images).astype(np.float32) / 255.0
@@ -66,7 +67,7 @@ class ImagePreprocessor:
             pixels = pixels.transpose(0, 3, 1, 2)
         # a fresh C-order copy: ascontiguousarray keeps the transposed strides of a size-1 channel axis, which
         # torch reads as channels-last (and torch.export bakes into an ExecuTorch program's dim order)
-        return {"pixel_values": pixels.astype(np.float32).copy(order="C")}
+        return {self.input_name: pixels.astype(self.dtype).copy(order="C")}
 
     def pixels(self, images) -> np.ndarray:
         """uint8 N x size x size x channels; arrays already at the model's size and channels pass straight."""
@@ -94,14 +95,16 @@ class ImagePreprocessor:
         return array.reshape(self.size, self.size, self.channels)
 
     def to_spec(self) -> dict[str, Any]:
-        return {"kind": "image", "mean": self.mean, "std": self.std, "channels": self.channels,
+        spec = {"kind": "image", "mean": self.mean, "std": self.std, "channels": self.channels,
                 "size": self.size, "resize": self.resize, "channel_order": self.channel_order,
                 "layout": self.layout, "files": []}
+        named = {"input_name": self.input_name, "dtype": self.dtype}
+        return spec | {k: v for k, v in named.items() if v != {"input_name": "pixel_values", "dtype": "float32"}[k]}
 
     def input_specs(self) -> list[TensorSpec]:
         shape = (["batch", self.channels, self.size, self.size] if self.layout == "NCHW"
                  else ["batch", self.size, self.size, self.channels])
-        return [TensorSpec(name="pixel_values", dtype="float32", shape=shape)]
+        return [TensorSpec(name=self.input_name, dtype=self.dtype, shape=shape)]
 
 
 PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -260,7 +263,8 @@ def load_preprocessor(directory: Path, spec: dict[str, Any]) -> Preprocessor:
     kind = spec.get("kind")
     if kind == "image":
         return ImagePreprocessor(spec["mean"], spec["std"], spec.get("channels", 1), spec.get("size", 28),
-                                 spec.get("resize"), spec.get("channel_order", "RGB"), spec.get("layout", "NCHW"))
+                                 spec.get("resize"), spec.get("channel_order", "RGB"), spec.get("layout", "NCHW"),
+                                 spec.get("input_name", "pixel_values"), spec.get("dtype", "float32"))
     if kind == "vocab":
         return VocabEncoder.load(directory, spec)
     if kind == "wordpiece":
