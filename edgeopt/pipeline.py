@@ -342,12 +342,14 @@ def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> A
     data = load_dataset(p["dataset"])
     if p.get("label_map"):
         data = apply_label_map(data, p["label_map"], f"models.{p['model']}.label_map")
-    described = {**data.describe(), "name": p["dataset"]}  # the path, so every later step can load it again
     if p.get("huggingface"):
         from edgeopt.core.models.bert import BertClassifier
 
         if data.kind != "text":
             raise InvalidInput(f"{p['dataset']}: a Hugging Face text model needs a text data set (CSV text,label)")
+        by_name = None if p.get("label_map") else _label_map_from_names(Path(p["huggingface"]), data.classes)
+        if by_name:
+            data = apply_label_map(data, by_name, f"{p['huggingface']}: id2label")
         model = BertClassifier.from_pretrained(p["huggingface"], num_labels=len(data.classes))
         encoder = WordPieceEncoder.from_pretrained(p["huggingface"], p.get("max_len") or 64)
         artifact = save_torch_artifact(model, {"builder": "bert", "source": p["huggingface"]}, encoder, out,
@@ -367,9 +369,29 @@ def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> A
                                            family=Family.CNN, data=data)
         else:
             artifact = _onnx_artifact(p, preprocessor, data, out)
-    artifact.dataset = described
+    artifact.dataset = {**data.describe(), "name": p["dataset"]}  # the path, so every later step can load it again
     artifact.save()
     return artifact
+
+
+def _label_map_from_names(directory: Path, classes: list[str]) -> dict[str, int] | None:
+    """A Hugging Face model's own output names (`id2label`) matched to the data's class names (case aside), when
+    the model names its outputs and they are not the data's classes in order; unnamed outputs (LABEL_0, ...) or
+    integer classes keep class i = output i. A class the model does not name is an error asking for label_map."""
+    import re
+
+    from transformers import AutoConfig
+
+    names = {int(i): str(label) for i, label in (AutoConfig.from_pretrained(str(directory)).id2label or {}).items()}
+    if all(re.fullmatch(r"LABEL_\d+", n) for n in names.values()) or all(c.isdigit() for c in classes):
+        return None
+    outputs = {name.lower(): index for index, name in names.items()}
+    unnamed = [c for c in classes if c.lower() not in outputs]
+    if unnamed:
+        raise InvalidInput(f"{directory}: the model names its outputs {list(names.values())} (id2label), but the "
+                           f"data's classes {unnamed} are none of them; map every class to an output with label_map")
+    found = {c: outputs[c.lower()] for c in classes}
+    return None if list(found.values()) == list(range(len(classes))) else found
 
 
 def _image_preprocessor(p: dict, data):

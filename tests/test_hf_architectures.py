@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from edgeopt.core.artifacts import Artifact
-from edgeopt.core.data import dataset_of, load_rotten_tomatoes
+from edgeopt.core.data import dataset_of, load_rotten_tomatoes, load_text_csv
 from edgeopt.core.errors import InvalidInput
 from edgeopt.core.models.bert import BertClassifier, minilm_path
 from edgeopt.core.models.transformer_layout import LAYOUTS
@@ -112,3 +112,28 @@ def test_a_head_narrower_than_the_classes_is_refused(tmp_path):
     with pytest.raises(InvalidInput, match="has 2 outputs but the data has 3 classes; give a label_map"):
         BertClassifier.from_pretrained(directory, num_labels=3)
     assert BertClassifier.from_pretrained(directory, num_labels=2).hf.config.num_labels == 2
+
+
+def test_the_models_own_label_names_map_the_data(tmp_path):
+    """id2label {0: POSITIVE, 1: NEGATIVE} on a CSV labelled negative/positive: each class is scored against the
+    output the model names for it (sorted classes would otherwise put negative on output 0)."""
+    from transformers import AutoConfig
+
+    directory = save_hf(tmp_path / "hf", "bert")
+    config = AutoConfig.from_pretrained(str(directory))
+    config.id2label, config.label2id = {0: "POSITIVE", 1: "NEGATIVE"}, {"POSITIVE": 0, "NEGATIVE": 1}
+    config.save_pretrained(str(directory))
+    data = load_rotten_tomatoes().train
+    named = tmp_path / "named.csv"
+    with open(named, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("text", "label")] + [(t, ("negative", "positive")[y]) for t, y in
+                                                             zip(data.inputs[:120], data.labels[:120].tolist())])
+    source = user_source(directory, named, tmp_path / "source")
+    assert source.dataset["label_map"] == {"negative": 1, "positive": 0}
+    assert source.labels == ["positive", "negative"]  # output i's class
+    assert (dataset_of(source).test.labels == 1 - load_text_csv(named).test.labels).all()
+
+    unnamed = tmp_path / "other.csv"
+    unnamed.write_text(named.read_text().replace(",negative", ",bad").replace(",positive", ",good"))
+    with pytest.raises(InvalidInput, match=r"names its outputs \['POSITIVE', 'NEGATIVE'\].*\['bad', 'good'\]"):
+        user_source(directory, unnamed, tmp_path / "source2")
