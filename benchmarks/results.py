@@ -22,12 +22,19 @@ class ArtifactInfo(BaseModel):
     precision: str
     recipe: list[dict[str, Any]] = Field(default_factory=list)
     parent: str | None = None
+    distillation: dict[str, Any] | None = Field(None, description="a distilled student's test accuracy (torch, "
+                                                "at the end of training) with its teacher's and the same student's "
+                                                "trained without the teacher")
 
     @classmethod
     def of(cls, artifact) -> "ArtifactInfo":
+        summary = artifact.metrics.get("distill") or {}
+        keys = ("teacher", "student", "teacher_test_accuracy", "distilled_test_accuracy", "baseline_test_accuracy",
+                "distillation_gain", "eval_samples")
+        distillation = {k: summary[k] for k in keys if k in summary} or None
         return cls(name=artifact.name, sha256=artifact.sha256, path=str(artifact.path), family=str(artifact.family),
                    format=str(artifact.format), precision=str(artifact.precision), recipe=artifact.recipe,
-                   parent=artifact.parent)
+                   parent=artifact.parent, distillation=distillation)
 
 
 class LatencyStats(BaseModel):

@@ -61,6 +61,8 @@ class Row(BaseModel):
     status: str = "ok"
     error: str | None = None
     steps: list[str] = Field(default_factory=list, description="the recipe, one short string per step")
+    distillation: dict[str, Any] | None = Field(None, description="a distilled student's accuracy with the teacher "
+                                                                  "and trained alone (see ArtifactInfo)")
     sha256: str = ""
     artifact_path: str | None = Field(None, description="where the measured artifact is (what to deploy)")
     parent: str | None = None
@@ -106,6 +108,7 @@ class Row(BaseModel):
                    params=m.params, macs=m.macs, accuracy=m.accuracy, accuracy_samples=m.accuracy_samples,
                    fidelity=m.fidelity, status=m.status, error=m.error,
                    steps=[describe_step(s) for s in m.artifact.recipe if s.get("step") != "train"],
+                   distillation=m.artifact.distillation,
                    sha256=m.artifact.sha256, artifact_path=m.artifact.path, parent=m.artifact.parent,
                    provenance=m.provenance, created=m.created)
 

@@ -156,4 +156,5 @@ def test_user_text_example(tmp_path):
     (student,) = [Artifact.load(d) for d in cache.glob("distill-*")]
     assert student.arch["pad_id"] == 1 and student.arch["num_classes"] == 3  # masks the user's padding
     assert "baseline_test_accuracy" in student.metrics["distill"]  # compared with the same student alone
-    assert "my-lstm" in result.reports["html"].read_text()
+    report = result.reports["html"].read_text()
+    assert "my-lstm" in report and "my-lstm → textcnn student" in report and "trained alone" in report

@@ -184,7 +184,9 @@ class Artifact(BaseModel):
         step = changes.pop("step", None)
         recipe = list(self.recipe) + ([step] if step else [])
         data = self.model_dump(exclude={"sha256", "created", "versions", "metrics"})
-        data.update(parent=self.sha256, recipe=recipe, metrics={})
+        # what distillation bought stays with the student's exports and quantized variants (the report shows it)
+        inherited = {k: self.metrics[k] for k in ("distill",) if k in self.metrics}
+        data.update(parent=self.sha256, recipe=recipe, metrics=inherited)
         data.update(changes)
         child = Artifact.model_validate(data)
         child.path = path

@@ -80,6 +80,23 @@ class ReportData(BaseModel):
             return row.accuracy is not None and row.accuracy >= self.budget.min_accuracy
         return gain.accuracy_delta_pt is not None and gain.accuracy_delta_pt >= -ACCURACY_LOSS_PT
 
+    def distillations(self) -> list[str]:
+        """One sentence per distilled student: its accuracy with the teacher next to the same student trained
+        without it, saying plainly when the teacher did not help (a small data set can make it hurt)."""
+        lines, seen = [], set()
+        for row in self.rows:
+            d = row.distillation
+            if not d or "baseline_test_accuracy" not in d or (row.model, d.get("student")) in seen:
+                continue
+            seen.add((row.model, d.get("student")))
+            gain = 100 * (d["distilled_test_accuracy"] - d["baseline_test_accuracy"])
+            verdict = "distillation helped" if gain > 0 else "distillation did NOT help: the student alone was as " \
+                                                             "good or better"
+            lines.append(f"{row.model} → {d.get('student')} student: {d['distilled_test_accuracy']:.2%} with the "
+                         f"teacher ({d['teacher_test_accuracy']:.2%}), {d['baseline_test_accuracy']:.2%} trained "
+                         f"alone ({gain:+.2f} pt, torch, {d.get('eval_samples', '?')} test samples): {verdict}")
+        return lines
+
     def answers(self) -> list["Answer"]:
         """Per family: the pick (or nothing) with its gain over the FP32 model, and the nearest misses."""
         rec = self.recommendation

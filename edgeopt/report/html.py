@@ -365,6 +365,7 @@ def render_html(data: ReportData, sections: str = "") -> str:
         cards.append((f"best speedup vs FP32 torch within {within}",
                       f"{best.speedup:.1f}× ({best.model}/{best.recipe} {best.runtime})"))
     notes = "".join(f"<li>{escape(n)}</li>" for n in data.notes)
+    distillations = "".join(f"<li>{escape(line)}</li>" for line in data.distillations())
     config = json.dumps(data.config, indent=2, default=str) if data.config else ""
     statistic = _statistic(data)
     return f"""<!DOCTYPE html>
@@ -379,6 +380,7 @@ def render_html(data: ReportData, sections: str = "") -> str:
 <h2>Accuracy vs {escape(statistic)} latency and memory (budget limits dashed, ★ the pick)</h2>{_plots(data)}
 {_legend()}
 <h2>What each technique bought (vs the FP32 torch-eager model, same device and batch)</h2>{_gains_table(data)}
+{f"<h2>Distillation: with the teacher vs the same student alone</h2><ul>{distillations}</ul>" if distillations else ""}
 <h2>Model size</h2><div class="plots">{_size_chart(data)}</div>
 <h2>Every candidate (click a header to sort)</h2>{_candidates_table(data.rows)}
 <h2>Failures</h2>{_failures(data.failures)}

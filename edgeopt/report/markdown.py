@@ -93,6 +93,9 @@ def render_markdown(data: ReportData, per_family: int = ROWS_PER_FAMILY) -> str:
             lines.append(f"| {g.model} | {g.recipe} | {g.runtime} | {g.device} | {g.batch_size} | "
                          f"{_cell(g.speedup, '{:.2f}')}× | {_cell(g.accuracy_delta_pt, '{:+.2f}')} | "
                          f"{_cell(g.size_ratio, '{:.2f}')}× |")
+    if data.distillations():
+        lines += ["", "### Distillation: with the teacher vs the same student alone", ""]
+        lines += [f"- {_escape(line)}" for line in data.distillations()]
     if data.notes:
         lines += ["", "### Notes", ""] + [f"- {_escape(note)}" for note in data.notes]
     lines += ["", "### Candidates", ""] + _candidates(ok, per_family)
