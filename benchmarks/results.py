@@ -25,6 +25,8 @@ class ArtifactInfo(BaseModel):
     distillation: dict[str, Any] | None = Field(None, description="a distilled student's test accuracy (torch, "
                                                 "at the end of training) with its teacher's and the same student's "
                                                 "trained without the teacher")
+    agreement: bool = Field(False, description="the data set has no labels: accuracy is top-1 agreement with the "
+                                               "source model, whose predictions are the reference")
 
     @classmethod
     def of(cls, artifact) -> "ArtifactInfo":
@@ -34,7 +36,8 @@ class ArtifactInfo(BaseModel):
         distillation = {k: summary[k] for k in keys if k in summary} or None
         return cls(name=artifact.name, sha256=artifact.sha256, path=str(artifact.path), family=str(artifact.family),
                    format=str(artifact.format), precision=str(artifact.precision), recipe=artifact.recipe,
-                   parent=artifact.parent, distillation=distillation)
+                   parent=artifact.parent, distillation=distillation,
+                   agreement=bool((artifact.dataset or {}).get("reference_labels")))
 
 
 class LatencyStats(BaseModel):

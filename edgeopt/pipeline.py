@@ -350,7 +350,7 @@ def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> A
         by_name = None if p.get("label_map") else _label_map_from_names(Path(p["huggingface"]), data.classes)
         if by_name:
             data = apply_label_map(data, by_name, f"{p['huggingface']}: id2label")
-        model = BertClassifier.from_pretrained(p["huggingface"], num_labels=len(data.classes))
+        model = BertClassifier.from_pretrained(p["huggingface"], num_labels=len(data.classes) or None)
         encoder = WordPieceEncoder.from_pretrained(p["huggingface"], p.get("max_len") or 64)
         artifact = save_torch_artifact(model, {"builder": "bert", "source": p["huggingface"]}, encoder, out,
                                        name=p["model"], family=Family.BERT, data=data)
@@ -369,9 +369,24 @@ def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> A
                                            family=Family.CNN, data=data)
         else:
             artifact = _onnx_artifact(p, preprocessor, data, out)
+    if not data.labelled:
+        data = _label_by_source(artifact, data)
+        artifact.labels = data.classes
     artifact.dataset = {**data.describe(), "name": p["dataset"]}  # the path, so every later step can load it again
     artifact.save()
     return artifact
+
+
+def _label_by_source(artifact: Artifact, data):
+    """Inputs without labels: the source model's own top-1 predictions (through its own runtime) become the
+    reference, so every candidate's accuracy is its top-1 agreement with the source model."""
+    from edgeopt.core.data import with_reference
+    from edgeopt.optimize.quantize import predictions_through_runtime
+
+    artifact.trust_code = True  # the config that named this model's factory is running it
+    labels = {split.name: predictions_through_runtime(artifact, split) for split in (data.train, data.val, data.test)}
+    outputs = int(artifact.outputs[0].shape[-1])
+    return with_reference(data, labels, outputs, str(artifact.path))
 
 
 def _label_map_from_names(directory: Path, classes: list[str]) -> dict[str, int] | None:

@@ -63,6 +63,7 @@ class Row(BaseModel):
     steps: list[str] = Field(default_factory=list, description="the recipe, one short string per step")
     distillation: dict[str, Any] | None = Field(None, description="a distilled student's accuracy with the teacher "
                                                                   "and trained alone (see ArtifactInfo)")
+    agreement: bool = Field(False, description="accuracy is top-1 agreement with the source model (no labels)")
     sha256: str = ""
     artifact_path: str | None = Field(None, description="where the measured artifact is (what to deploy)")
     parent: str | None = None
@@ -108,7 +109,7 @@ class Row(BaseModel):
                    params=m.params, macs=m.macs, accuracy=m.accuracy, accuracy_samples=m.accuracy_samples,
                    fidelity=m.fidelity, status=m.status, error=m.error,
                    steps=[describe_step(s) for s in m.artifact.recipe if s.get("step") != "train"],
-                   distillation=m.artifact.distillation,
+                   distillation=m.artifact.distillation, agreement=m.artifact.agreement,
                    sha256=m.artifact.sha256, artifact_path=m.artifact.path, parent=m.artifact.parent,
                    provenance=m.provenance, created=m.created)
 

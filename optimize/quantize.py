@@ -119,16 +119,20 @@ def check_calibration(artifact: Artifact, arrays: dict[str, np.ndarray], source:
 
 def accuracy_through_runtime(artifact: Artifact, split) -> float:
     """Top-1 accuracy of the deployed artifact through its own runtime (never the torch model)."""
+    predictions = predictions_through_runtime(artifact, split)
+    return float((predictions == np.asarray(split.labels)).sum()) / max(1, len(split))
+
+
+def predictions_through_runtime(artifact: Artifact, split) -> np.ndarray:
+    """The artifact's top-1 output for every input of a split, through its own runtime."""
     from edgeopt.core.models.zoo import preprocessor_of
     from edgeopt.runtimes import load_runtime
 
     preprocessor = preprocessor_of(artifact)
-    correct = 0
     with load_runtime(artifact) as runtime:
-        for start in range(0, len(split), 64):
-            logits = runtime.run(preprocessor(split.inputs[start:start + 64]))
-            correct += int((logits.argmax(1) == np.asarray(split.labels[start:start + 64])).sum())
-    return correct / max(1, len(split))
+        batches = [runtime.run(preprocessor(split.inputs[start:start + 64])).argmax(1)
+                   for start in range(0, len(split), 64)]
+    return np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, np.int64)
 
 
 # --- ONNX Runtime -----------------------------------------------------------------------------------------

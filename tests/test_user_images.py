@@ -4,6 +4,7 @@ output width, MACs missing Conv2d subclasses, and empty splits on small data set
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 import textwrap
 
@@ -433,3 +434,45 @@ def test_rgb_model_through_prune_export_quantize_measure(rgb_folder, factory_dir
     assert len(rows) == 4
     accuracies = {key: row.accuracy for key, row in rows.items()}
     assert all(accuracy > 0.6 for accuracy in accuracies.values()), accuracies  # own runtime, through the map
+
+
+def test_images_without_labels_are_measured_as_agreement(rgb_folder, factory_dir, teacher_weights, tmp_path):
+    """A folder of images with no class folders: the source model's own top-1 is the reference, so the source
+    agrees 100% with itself, its INT8 and pruned variants report agreement (never accuracy), and the report,
+    results and recommend's --min-agreement say so."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from edgeopt import Pipeline
+    from edgeopt.cli import app
+
+    loose = tmp_path / "unlabelled"
+    loose.mkdir()
+    for i, image in enumerate(sorted(rgb_folder.rglob("*.png"))):
+        shutil.copy(image, loose / f"{i:04d}.png")
+    model = model_config(loose, factory_dir, teacher_weights, image_mean=[0.3, 0.3, 0.3], image_std=[0.3, 0.3, 0.3],
+                         label_map=None)
+    model["recipes"] = [{"name": "fp32", "runtimes": ["torch", "onnxruntime"]},
+                        {"name": "int8", "quantize": {"mode": "static", "samples": 32}, "runtimes": ["onnxruntime"]},
+                        {"name": "pruned", "prune": {"ratio": 0.5}, "runtimes": ["onnxruntime"]}]
+    config = {"output": str(tmp_path / "out"),
+              "measure": {"latency": {"warmup_runs": 1, "warmup_seconds": 0.01, "min_runs": 5, "min_seconds": 0.05}},
+              "models": {"rgb": {k: v for k, v in model.items() if v is not None}}}
+    result = Pipeline(config).run()
+    assert result.exit_code == 0, [r.error for r in result.rows]
+    rows = {(r.recipe, r.runtime): r for r in result.rows}
+    assert all(r.agreement for r in rows.values())
+    assert rows[("fp32", "torch")].accuracy == rows[("fp32", "onnxruntime")].accuracy == 1.0
+    assert 0.5 < rows[("int8", "onnxruntime")].accuracy <= 1.0 and rows[("pruned", "onnxruntime")].accuracy < 1.0
+    source = Artifact.load(rows[("fp32", "onnxruntime")].artifact_path)
+    assert len(source.labels) == 10 and source.labels[0] == "output 0"  # the model's outputs, not invented classes
+    assert len(source.dataset["reference_labels"]["test"]) == source.dataset["splits"]["test"]["size"]
+    for report in (result.reports["md"], result.reports["html"]):
+        text = report.read_text()
+        assert "Without labels: agreement, not accuracy" in text and "agreement 100.00%" in text
+    out = CliRunner().invoke(app, ["recommend", "--device", "cpu-1t", "--max-latency-ms", "1000",
+                                   "--min-agreement", "0.999", "--results", str(tmp_path / "out"), "--json"])
+    picks = json.loads(out.stdout)["picks"]
+    assert out.exit_code == 0 and picks and all(p["row"]["accuracy"] >= 0.999 and p["row"]["agreement"]
+                                                for p in picks), out.stdout

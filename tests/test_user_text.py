@@ -158,3 +158,20 @@ def test_user_text_example(tmp_path):
     assert "baseline_test_accuracy" in student.metrics["distill"]  # compared with the same student alone
     report = result.reports["html"].read_text()
     assert "my-lstm" in report and "my-lstm → textcnn student" in report and "trained alone" in report
+
+
+def test_a_text_file_without_labels_is_an_unlabelled_data_set(tmp_path):
+    from edgeopt.core.data import load_dataset, with_reference
+
+    path = tmp_path / "sentences.txt"
+    path.write_text("".join(f"sentence number {i}\n\n" for i in range(50)))
+    data = load_dataset(path)
+    assert not data.labelled and data.kind == "text" and data.classes == []
+    assert (len(data.train), len(data.val), len(data.test)) == (40, 5, 5) and "sentence number 0" in (
+        data.train.inputs + data.val.inputs + data.test.inputs)
+    labels = {s.name: [i % 3 for i in range(len(s))] for s in (data.train, data.val, data.test)}
+    labelled = with_reference(data, labels, 4, "here")
+    assert labelled.classes == ["output 0", "output 1", "output 2", "output 3"]
+    assert labelled.describe()["reference_labels"]["test"] == [0, 1, 2, 0, 1]
+    with pytest.raises(InvalidInput, match="4 reference labels for the test split .* has 5 inputs"):
+        with_reference(data, {**labels, "test": [0, 1, 2, 0]}, 4, "here")

@@ -123,7 +123,9 @@ def recommend_command(
     batch: int = typer.Option(DEFAULT_BATCH, help="Batch size the latency limit applies to."),
     max_memory_mb: Optional[float] = typer.Option(None, help="Peak memory limit (RSS on CPU, GPU memory on cuda)."),
     max_size_mb: Optional[float] = typer.Option(None, help="Model file size limit."),
-    min_accuracy: Optional[float] = typer.Option(None, help="Minimum accuracy as a fraction (0.90)."),
+    min_accuracy: Optional[float] = typer.Option(
+        None, "--min-accuracy", "--min-agreement", help="Minimum accuracy as a fraction (0.90); for a model "
+        "measured without labels it is top-1 agreement with its source model, so say --min-agreement."),
     family: Optional[str] = typer.Option(None, help="Only this family: cnn, lstm or bert."),
     model: Optional[str] = typer.Option(None, help="Only this config model name."),
     recipe: Optional[str] = typer.Option(None, help="Only this config recipe name."),

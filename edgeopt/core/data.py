@@ -102,6 +102,8 @@ class Dataset:
     source: str = ""
     extra: dict = field(default_factory=dict)
     label_map: dict[str, int] | None = None  # class name -> model output index (see apply_label_map)
+    labelled: bool = True  # False: inputs only; the source model's own predictions label it (see with_reference)
+    reference_labels: dict[str, list[int]] | None = None  # split -> the source model's top-1, once labelled so
 
     def split(self, name: str) -> Split:
         if name not in ("train", "val", "test"):
@@ -114,7 +116,22 @@ class Dataset:
             "name": self.name, "kind": self.kind, "source": self.source, "classes": self.classes,
             "splits": {s.name: {"size": len(s), "sha256": s.sha256} for s in (self.train, self.val, self.test)},
             **({"label_map": self.label_map} if self.label_map else {}),
+            **({"reference_labels": self.reference_labels} if self.reference_labels else {}),
         }
+
+
+def with_reference(data: Dataset, labels: dict[str, np.ndarray], outputs: int, where: str) -> Dataset:
+    """An unlabelled data set labelled with its source model's top-1 prediction per input: every accuracy
+    measured on it is top-1 agreement with that model (and is reported as agreement, never as accuracy)."""
+    for split in (data.train, data.val, data.test):
+        if len(labels.get(split.name, ())) != len(split):
+            raise InvalidInput(f"{where}: {len(labels.get(split.name, ()))} reference labels for the {split.name} "
+                               f"split of {data.source}, which has {len(split)} inputs (the data set changed)")
+    relabel = lambda s: Split(s.name, s.inputs, np.asarray(labels[s.name], dtype=np.int64))  # noqa: E731
+    return Dataset(name=data.name, kind=data.kind, classes=[f"output {i}" for i in range(outputs)],
+                   source=data.source, train=relabel(data.train), val=relabel(data.val), test=relabel(data.test),
+                   extra=data.extra, labelled=False,
+                   reference_labels={k: [int(v) for v in values] for k, values in labels.items()})
 
 
 def split_sizes(count: int, fractions: tuple[float, ...], where: str) -> list[int]:
@@ -213,8 +230,14 @@ def load_image_folder(root: Path | str, seed: int = 0, fractions: tuple[float, f
     has_splits = (root / "train").is_dir() and (root / "test").is_dir()
     class_root = root / "train" if has_splits else root
     classes = sorted(p.name for p in class_root.iterdir() if p.is_dir())
+    loose = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not classes and loose:  # images without labels: the source model's predictions will be the reference
+        x = ImageFiles(loose)
+        index = _seeded_split(len(x), fractions, seed, str(root))
+        return _unlabelled(root.name, "image", str(root), [x[i] for i in index])
     if not classes:
-        raise InvalidInput(f"{root}: no class folders found (expected root/CLASS/image.png)")
+        raise InvalidInput(f"{root}: no class folders found (expected root/CLASS/image.png, or images directly "
+                           "in it for a data set without labels)")
     if has_splits:
         x, y = read_tree(root / "train", classes)
         test_x, test_y = read_tree(root / "test", classes)
@@ -310,6 +333,25 @@ def load_text_csv(path: Path | str, seed: int = 0, fractions: tuple[float, float
     return _text_dataset(path.stem, [t for t, _ in rows], labels, classes, str(path), seed, fractions)
 
 
+def load_text_lines(path: Path | str, seed: int = 0, fractions: tuple[float, float] = (0.1, 0.1)) -> Dataset:
+    """A text file of one input per line, without labels (blank lines skipped): the source model's own
+    predictions will be the reference."""
+    path = Path(path)
+    try:
+        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{path}: cannot read the text file: {error}") from None
+    index = _seeded_split(len(texts), fractions, seed, str(path))
+    return _unlabelled(path.stem, "text", str(path), [[texts[i] for i in part] for part in index])
+
+
+def _unlabelled(name: str, kind: str, source: str, parts) -> Dataset:
+    splits = [Split(n, inputs, np.full(len(inputs), -1, dtype=np.int64))
+              for n, inputs in zip(("train", "val", "test"), parts)]
+    return Dataset(name=name, kind=kind, classes=[], source=source, train=splits[0], val=splits[1], test=splits[2],
+                   labelled=False)
+
+
 def _text_dataset(name, texts, labels, classes, source, seed, fractions) -> Dataset:
     labels = np.asarray(labels, dtype=np.int64)
     train_i, val_i, test_i = _seeded_split(len(texts), fractions, seed, source)
@@ -333,12 +375,13 @@ def load_dataset(spec: str | Path) -> Dataset:
     path = Path(spec_str).expanduser()
     if not path.exists():
         raise InvalidInput(f"{spec}: no such data set; expected one of {', '.join(BUILTIN_DATASETS)}, "
-                           "a directory of IDX files, an ImageFolder directory, or a CSV file (text,label)")
+                           "a directory of IDX files, an ImageFolder directory, a CSV file (text,label), or "
+                           "without labels a folder of images or a .txt file of one text per line")
     if path.is_dir():
         if _find_idx(path, IDX_FILES["train_images"]):
             return load_idx_dir(path, name=path.name)
         return load_image_folder(path)
-    return load_text_csv(path)
+    return load_text_lines(path) if path.suffix == ".txt" else load_text_csv(path)
 
 
 def sentiment_bytes_sha256() -> str:
@@ -360,6 +403,9 @@ def dataset_of(artifact) -> Dataset:
         raise DataUnavailable(f"{artifact.path}: cannot load its data set {spec}: {error}") from None
     if recorded.get("label_map"):
         data = apply_label_map(data, recorded["label_map"], f"{artifact.path}: label_map")
+    if recorded.get("reference_labels"):
+        data = with_reference(data, recorded["reference_labels"], len(recorded.get("classes") or []),
+                              str(artifact.path))
     for split, saved in (recorded.get("splits") or {}).items():
         current = data.split(split)
         if saved.get("sha256") and saved["sha256"] != current.sha256:
@@ -380,5 +426,6 @@ def _modified(spec: str) -> int:
     return path.stat().st_mtime_ns if path.exists() else 0
 
 
-__all__ = ["Dataset", "ImageFiles", "Split", "apply_label_map", "image_shape", "dataset_of", "load_dataset", "load_idx_dir", "load_image_folder",
-           "load_rotten_tomatoes", "load_text_csv", "read_idx", "FASHION_MNIST_CLASSES", "SENTIMENT_CLASSES"]
+__all__ = ["Dataset", "ImageFiles", "Split", "apply_label_map", "with_reference", "load_text_lines", "image_shape",
+           "dataset_of", "load_dataset", "load_idx_dir", "load_image_folder", "load_rotten_tomatoes",
+           "load_text_csv", "read_idx", "FASHION_MNIST_CLASSES", "SENTIMENT_CLASSES"]

@@ -80,6 +80,12 @@ class ReportData(BaseModel):
             return row.accuracy is not None and row.accuracy >= self.budget.min_accuracy
         return gain.accuracy_delta_pt is not None and gain.accuracy_delta_pt >= -ACCURACY_LOSS_PT
 
+    def agreement_notes(self) -> list[str]:
+        """Models measured on data without labels: their 'accuracy' is agreement, and the report says so."""
+        return [f"{model}: its data set has no labels, so every accuracy figure of {model} is top-1 agreement with "
+                "its FP32 source model (the source's own predictions are the reference; the source scores 100%)"
+                for model in sorted({r.model for r in self.rows if r.agreement})]
+
     def distillations(self) -> list[str]:
         """One sentence per distilled student: its accuracy with the teacher next to the same student trained
         without it, saying plainly when the teacher did not help (a small data set can make it hurt)."""

@@ -117,7 +117,8 @@ def _accuracy(row: Row, separator: str = " ") -> str:
     if row.accuracy is None:
         return "-"
     ci = row.accuracy_ci
-    return f"{row.accuracy:.2%}" + (f"{separator}<small>({ci[0]:.1%}–{ci[1]:.1%})</small>" if ci else "")
+    return ("agreement " if row.agreement else "") + f"{row.accuracy:.2%}" + (
+        f"{separator}<small>({ci[0]:.1%}–{ci[1]:.1%})</small>" if ci else "")
 
 
 def _parent_names(rows: list[Row]) -> dict[str, str]:
@@ -366,6 +367,7 @@ def render_html(data: ReportData, sections: str = "") -> str:
                       f"{best.speedup:.1f}× ({best.model}/{best.recipe} {best.runtime})"))
     notes = "".join(f"<li>{escape(n)}</li>" for n in data.notes)
     distillations = "".join(f"<li>{escape(line)}</li>" for line in data.distillations())
+    agreement = "".join(f"<li>{escape(line)}</li>" for line in data.agreement_notes())
     config = json.dumps(data.config, indent=2, default=str) if data.config else ""
     statistic = _statistic(data)
     return f"""<!DOCTYPE html>
@@ -373,6 +375,7 @@ def render_html(data: ReportData, sections: str = "") -> str:
 <title>{escape(data.title)}</title><style>{STYLE}</style></head><body>
 <h1>{escape(data.title)}</h1><p class="muted">generated {escape(data.generated)}</p>
 <h2>Which model fits</h2>{_answers(data)}
+{f"<h2>Without labels: agreement, not accuracy</h2><ul>{agreement}</ul>" if agreement else ""}
 {sections}
 <div class="cards" style="margin-top:14px">{"".join(f'<div class="card"><b>{escape(v)}</b>{escape(k)}</div>'
                                                      for k, v in cards)}</div>

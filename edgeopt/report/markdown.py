@@ -53,9 +53,10 @@ def _candidates(rows: list[Row], per_family: int) -> list[str]:
         members = [r for r in rows if r.family == family]
         for r in members[:per_family]:
             noisy = " ⚠" if r.noisy else ""
+            accuracy = ("agreement " if r.agreement else "") + _cell(r.accuracy, "{:.2%}")
             lines.append(f"| {r.model} | {r.recipe} | {r.runtime} | {r.precision} | {r.device} | {r.batch_size} | "
                          f"{_cell(r.latency_ms('median'))}{noisy} | {_cell(r.latency_ms('p95'))} | "
-                         f"{_cell(r.accuracy, '{:.2%}')} | {_cell(r.size_mb)} | {_cell(r.memory_mb, '{:.0f}')} |")
+                         f"{accuracy} | {_cell(r.size_mb)} | {_cell(r.memory_mb, '{:.0f}')} |")
         if len(members) > per_family:
             left_out.append(f"{len(members) - per_family} {family}")
     if left_out:
@@ -93,6 +94,9 @@ def render_markdown(data: ReportData, per_family: int = ROWS_PER_FAMILY) -> str:
             lines.append(f"| {g.model} | {g.recipe} | {g.runtime} | {g.device} | {g.batch_size} | "
                          f"{_cell(g.speedup, '{:.2f}')}× | {_cell(g.accuracy_delta_pt, '{:+.2f}')} | "
                          f"{_cell(g.size_ratio, '{:.2f}')}× |")
+    if data.agreement_notes():
+        lines += ["", "### Without labels: agreement, not accuracy", ""]
+        lines += [f"- {_escape(line)}" for line in data.agreement_notes()]
     if data.distillations():
         lines += ["", "### Distillation: with the teacher vs the same student alone", ""]
         lines += [f"- {_escape(line)}" for line in data.distillations()]
