@@ -80,8 +80,9 @@ class ModelConfig(StrictModel):
                                                     "ids: LSTM/GRU/TextCNN/transformer, with vocab or tokenizer) "
                                                     "or bert; implied for zoo and huggingface, default cnn")
     dataset: str | None = Field(None, description="fashion-mnist, rotten-tomatoes, or a path: IDX directory, "
-                                                  "image folder, CSV (text,label); for your own model (a zoo "
-                                                  "model always uses its own)")
+                                                  "image folder, CSV (text,label), or without labels a folder "
+                                                  "of images or a .txt of texts; for your own model, or to "
+                                                  "train the zoo lstm or bert on your CSV")
     image_mean: float | list[float] | None = Field(None, description="your cnn: normalisation mean on 0..1 pixels, "
                                                                     "one value or one per channel in the model's "
                                                                     "channel order (default: measured on train)")
@@ -134,9 +135,9 @@ class ModelConfig(StrictModel):
             raise ValueError("vocab and tokenizer go with a text module (module + family: lstm)")
         if (self.module or self.onnx or self.huggingface) and self.dataset is None:
             raise ValueError("dataset is required for your own model (a name or a path)")
-        if self.zoo and self.dataset is not None:
-            raise ValueError(f"dataset: zoo model {self.zoo!r} is trained and measured on its own data set; "
-                             "to use your data, bring your model as module, onnx or huggingface")
+        if self.zoo in ("cnn", "resnet") and self.dataset is not None:
+            raise ValueError(f"dataset: zoo model {self.zoo!r} is trained and measured on Fashion-MNIST; the zoo "
+                             "lstm and bert train on your text CSV, and your own image model comes as module or onnx")
         for name in ("image_mean", "image_std"):
             value = getattr(self, name)
             values = value if isinstance(value, list) else [] if value is None else [value]

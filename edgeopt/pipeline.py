@@ -172,7 +172,9 @@ def source_node(name: str, model: ModelConfig) -> Node:
     from edgeopt.core.models.zoo import find_zoo_checkpoint
 
     params: dict[str, Any] = {"model": name, "family": str(model.source_family)}
-    if model.zoo:
+    if model.zoo and model.dataset:  # the zoo architecture and recipe, trained on the user's data in the sweep
+        params.update(zoo=model.zoo, dataset=model.dataset, digest=_file_digest(_dataset_path(model.dataset)))
+    elif model.zoo:
         checkpoint = find_zoo_checkpoint(model.zoo)
         params.update(zoo=model.zoo, digest=checkpoint.sha256 if checkpoint else "untrained")
     else:
@@ -310,7 +312,7 @@ def make_plan(config: Config, host: Callable[[Any], dict | None] | None = None) 
 
 def build_node(node: Node, parent: Artifact | None, cache: Path, progress=None) -> Artifact:
     """The node's artifact from the cache, or built now (under a file lock, staged, then renamed in)."""
-    if node.kind == "source" and node.params.get("zoo"):
+    if node.kind == "source" and node.params.get("zoo") and not node.params.get("dataset"):
         from edgeopt.core.models.zoo import load_zoo_model
 
         return load_zoo_model(node.params["zoo"], train_if_missing=True, progress=progress)
@@ -339,6 +341,10 @@ def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> A
     from edgeopt.core.preprocess import WordPieceEncoder
 
     p = node.params
+    if p.get("zoo"):  # a zoo architecture and training recipe on the user's data
+        from edgeopt.core.models.zoo import train_zoo_model
+
+        return train_zoo_model(p["zoo"], out=out, progress=progress, dataset=p["dataset"])
     data = load_dataset(p["dataset"])
     if p.get("label_map"):
         data = apply_label_map(data, p["label_map"], f"models.{p['model']}.label_map")
@@ -643,7 +649,7 @@ def prepare_sources(config: Config, progress: Callable | None = None) -> None:
     from edgeopt.core.models.zoo import load_zoo_model
 
     for model in config.models.values():
-        if model.zoo:
+        if model.zoo and not model.dataset:
             load_zoo_model(model.zoo, train_if_missing=True, progress=progress)
 
 

@@ -142,9 +142,10 @@ def test_pruning_options_a_family_does_not_implement_are_rejected(zoo, prune, re
     load_config(_recipe(zoo=works_on, prune=prune))  # accepted where they work
 
 
-def test_dataset_on_a_zoo_model_is_an_error():
-    with pytest.raises(InvalidInput, match=r"models.m: dataset: zoo model 'lstm' is trained and measured on its own"):
-        load_config({"models": {"m": {"zoo": "lstm", "dataset": "my.csv"}}})
+def test_dataset_on_a_zoo_image_model_is_an_error_and_on_a_text_one_its_training_data():
+    with pytest.raises(InvalidInput, match=r"models.m: dataset: zoo model 'resnet' is trained and measured on Fash"):
+        load_config({"models": {"m": {"zoo": "resnet", "dataset": "my.csv"}}})
+    assert load_config({"models": {"m": {"zoo": "lstm", "dataset": "./my.csv"}}}).models["m"].dataset.endswith("my.csv")
 
 
 def test_top_level_seed_reaches_every_step_unless_the_step_sets_its_own():

@@ -175,3 +175,27 @@ def test_a_text_file_without_labels_is_an_unlabelled_data_set(tmp_path):
     assert labelled.describe()["reference_labels"]["test"] == [0, 1, 2, 0, 1]
     with pytest.raises(InvalidInput, match="4 reference labels for the test split .* has 5 inputs"):
         with_reference(data, {**labels, "test": [0, 1, 2, 0]}, 4, "here")
+
+
+def test_the_zoo_lstm_recipe_trains_on_a_users_csv(tmp_path, reviews):
+    """`zoo: lstm` + `dataset: my.csv`: the zoo's architecture and schedule, its vocabulary and classes built from
+    the user's rows, then exported and quantized like any source (the bundled checkpoint is not touched)."""
+    from edgeopt import Pipeline
+    from edgeopt.core.artifacts import Artifact
+    from edgeopt.core.models.zoo import find_zoo_checkpoint
+
+    before = find_zoo_checkpoint("lstm")
+    config = {"output": str(tmp_path / "out"),
+              "measure": {"latency": {"warmup_runs": 1, "warmup_seconds": 0.01, "min_runs": 5, "min_seconds": 0.05}},
+              "models": {"my-lstm": {"zoo": "lstm", "dataset": str(reviews), "recipes": [
+                  {"name": "fp32", "runtimes": ["onnxruntime"]},
+                  {"name": "int8", "quantize": {"mode": "dynamic"}, "runtimes": ["onnxruntime"]}]}}}
+    result = Pipeline(config).run(report=False)
+    assert result.exit_code == 0, [r.error for r in result.rows]
+    assert {r.recipe for r in result.rows} == {"fp32", "int8"} and all(r.accuracy > 0.3 for r in result.rows)
+    source = Artifact.load(next(r.artifact_path for r in result.rows if r.recipe == "fp32"))
+    assert source.labels == ["bad", "good"] and source.dataset["source"] == str(reviews)
+    assert source.dataset["splits"]["test"]["size"] == 30 and source.recipe[0]["step"] == "train"
+    assert (find_zoo_checkpoint("lstm").sha256 if before else None) == (before.sha256 if before else None)
+    with pytest.raises(InvalidInput, match="zoo model 'cnn' is trained and measured on Fashion-MNIST"):
+        load_config({"models": {"m": {"zoo": "cnn", "dataset": str(reviews)}}})

@@ -152,11 +152,17 @@ FUSED_MACS = {torch.nn.RNNBase: _recurrent_macs, torch.nn.MultiheadAttention: _a
 
 
 def train_zoo_model(name: str, force: bool = False, out: Path | None = None, progress=None,
-                    max_train_samples: int | None = None, epochs: int | None = None) -> Artifact:
-    """Train a zoo model on its data set and save checkpoint + manifest (sha256, data hashes, metrics, versions)."""
+                    max_train_samples: int | None = None, epochs: int | None = None,
+                    dataset: str | None = None) -> Artifact:
+    """Train a zoo model on its data set (or on `dataset`: the lstm and bert recipes on a user's text CSV,
+    vocabulary or classification head built for its classes) and save checkpoint + manifest (sha256, data
+    hashes, metrics, versions)."""
     entry = zoo_entry(name)
     destination = check_output(out or zoo_locations(name)[0], force=force)  # before hours of training
-    data = load_dataset(entry.dataset)
+    data = load_dataset(dataset or entry.dataset)
+    if data.kind != ("image" if entry.family == Family.CNN else "text") or not data.labelled:
+        raise InvalidInput(f"{dataset}: zoo model {name!r} trains on labelled "
+                           f"{'images' if entry.family == Family.CNN else 'texts (a CSV text,label)'}")
     seed_everything(entry.train_config.seed)  # weight initialisation is part of the seeded run
     model, arch, preprocessor = entry.make(data)
     updates = {k: v for k, v in (("max_train_samples", max_train_samples), ("epochs", epochs)) if v is not None}
