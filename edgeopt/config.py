@@ -121,18 +121,15 @@ class ModelConfig(StrictModel):
             raise ValueError(f"module {self.module!r} must look like 'package.module:function'")
         if self.weights is not None and self.module is None:
             raise ValueError("weights only go with module (a state_dict for your factory)")
-        if self.onnx and self.family not in (None, Family.CNN):
-            raise ValueError(f"family {self.family}: an onnx source takes images (family cnn); bring a text model "
-                             "as a module (family lstm, with vocab or tokenizer) or a huggingface directory")
-        if self.module and self.family == Family.BERT:
-            raise ValueError("family bert is a huggingface directory; a text module of your own is family lstm "
-                             "(any architecture over token ids, with vocab or tokenizer)")
-        text_module = self.module is not None and self.family == Family.LSTM
-        if text_module and (self.vocab is None) == (self.tokenizer is None):
-            raise ValueError("a text module (family lstm) needs its preprocessing: exactly one of vocab (a "
-                             "vocabulary file) or tokenizer (a Hugging Face tokenizer directory)")
-        if not text_module and (self.vocab or self.tokenizer):
-            raise ValueError("vocab and tokenizer go with a text module (module + family: lstm)")
+        if (self.module or self.onnx) and self.family == Family.BERT:
+            raise ValueError("family bert is a huggingface directory; a text model of your own (module or onnx) "
+                             "is family lstm (any architecture over token ids, with vocab or tokenizer)")
+        text_model = (self.module or self.onnx) is not None and self.family == Family.LSTM
+        if text_model and (self.vocab is None) == (self.tokenizer is None):
+            raise ValueError("a text model of your own (family lstm) needs its preprocessing: exactly one of vocab "
+                             "(a vocabulary file) or tokenizer (a Hugging Face tokenizer directory)")
+        if not text_model and (self.vocab or self.tokenizer):
+            raise ValueError("vocab and tokenizer go with a text model of your own (module or onnx, family: lstm)")
         if (self.module or self.onnx or self.huggingface) and self.dataset is None:
             raise ValueError("dataset is required for your own model (a name or a path)")
         if self.zoo in ("cnn", "resnet") and self.dataset is not None:

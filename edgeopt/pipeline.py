@@ -363,18 +363,20 @@ def _build_source(node: Node, parent: Artifact | None, out: Path, progress) -> A
     elif p["family"] == Family.LSTM:
         if data.kind != "text":
             raise InvalidInput(f"{p['dataset']}: a text model needs a text data set (CSV text,label)")
-        module = _user_module(p)
-        artifact = save_torch_artifact(module, _factory_arch(p), _text_preprocessor(p, module), out,
-                                       name=p["model"], family=Family.LSTM, data=data)
+        if p.get("module"):
+            module = _user_module(p)
+            artifact = save_torch_artifact(module, _factory_arch(p), _text_preprocessor(p, _forward_inputs(p, module)),
+                                           out, name=p["model"], family=Family.LSTM, data=data)
+        else:
+            artifact = _onnx_artifact(p, data, out)
     else:
         if data.kind != "image":
             raise InvalidInput(f"{p['dataset']}: a cnn model needs an image data set (IDX or image folder)")
-        preprocessor = _image_preprocessor(p, data)
         if p.get("module"):
-            artifact = save_torch_artifact(_user_module(p), _factory_arch(p), preprocessor, out, name=p["model"],
-                                           family=Family.CNN, data=data)
+            artifact = save_torch_artifact(_user_module(p), _factory_arch(p), _image_preprocessor(p, data), out,
+                                           name=p["model"], family=Family.CNN, data=data)
         else:
-            artifact = _onnx_artifact(p, preprocessor, data, out)
+            artifact = _onnx_artifact(p, data, out)
     if not data.labelled:
         data = _label_by_source(artifact, data)
         artifact.labels = data.classes
@@ -453,25 +455,30 @@ def _user_module(p: dict):
     return module
 
 
-def _text_preprocessor(p: dict, module):
-    """A text module's preprocessing (its vocabulary file or tokenizer directory), feeding the inputs its
-    forward takes: input_ids, and attention_mask where forward has that parameter."""
+def _forward_inputs(p: dict, module) -> tuple[str, ...]:
+    """The text inputs a module's forward takes: input_ids, and attention_mask where it has that parameter."""
     import inspect
-
-    from edgeopt.core.preprocess import VocabEncoder, WordPieceEncoder
 
     takes = list(inspect.signature(module.forward).parameters)
     if "input_ids" not in takes:
         raise InvalidInput(f"{p['module']}: forward takes ({', '.join(takes)}); a text model is called as "
                            "model(input_ids=...) (and attention_mask=... when it takes one)")
-    inputs = ("input_ids", "attention_mask") if "attention_mask" in takes else ("input_ids",)
+    return ("input_ids", "attention_mask") if "attention_mask" in takes else ("input_ids",)
+
+
+def _text_preprocessor(p: dict, inputs: tuple[str, ...]):
+    """A text model's preprocessing (its vocabulary file or tokenizer directory) making `inputs`."""
+    from edgeopt.core.preprocess import VocabEncoder, WordPieceEncoder
+
     if p.get("tokenizer"):
         return WordPieceEncoder.from_pretrained(p["tokenizer"], p.get("max_len") or 64, inputs)
     return VocabEncoder.from_file(Path(p["vocab"]), max_len=p.get("max_len") or 64, inputs=inputs,
                                   lowercase=p.get("lowercase", True), padding_side=p.get("padding_side", "right"))
 
 
-def _onnx_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
+def _onnx_artifact(p: dict, data, out: Path) -> Artifact:
+    """A user's ONNX file: its inputs (names, dtypes, dynamic axes) read from the graph; the preprocessing, which
+    the graph cannot say, from the config."""
     import onnx
 
     from edgeopt.export.wrap import _tensor_spec
@@ -481,21 +488,46 @@ def _onnx_artifact(p: dict, preprocessor, data, out: Path) -> Artifact:
     graph = onnx.load(str(out / "model.onnx"), load_external_data=False).graph
     weights = {i.name for i in graph.initializer}
     inputs = [_tensor_spec(i) for i in graph.input if i.name not in weights]
+    family = Family(p["family"])
+    preprocessor = _onnx_text_preprocessor(p, inputs) if family == Family.LSTM else \
+        _onnx_image_preprocessor(p, inputs, data)
+    artifact = Artifact(name=p["model"], family=family, format=Format.ONNX, model_file="model.onnx",
+                        preprocess=preprocessor.to_spec(), inputs=preprocessor.input_specs(),
+                        outputs=[_tensor_spec(t) for t in graph.output],  # the graph's width, not the labels
+                        labels=data.classes, dataset=data.describe(), recipe=[{"step": "import", "onnx": p["onnx"]}])
+    if hasattr(preprocessor, "save"):
+        preprocessor.save(out)
+    artifact.path = out
+    return artifact.save()
+
+
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _onnx_text_preprocessor(p: dict, inputs):
+    """A text ONNX model takes int64 token ids (and a mask or token types), batch and sequence left dynamic."""
+    wrong = [f"{t.name} ({t.dtype}, {t.shape})" for t in inputs
+             if t.name not in TEXT_INPUTS or t.dtype != "int64" or any(isinstance(d, int) for d in t.shape)]
+    if wrong or "input_ids" not in [t.name for t in inputs]:
+        raise InvalidInput(f"{p['onnx']}: inputs {[t.name for t in inputs]}; a text ONNX model takes input_ids and "
+                           f"optionally attention_mask and token_type_ids, int64, with dynamic batch and sequence "
+                           f"axes (export with dynamic_axes); these are not: {wrong or ['input_ids missing']}")
+    return _text_preprocessor(p, tuple(t.name for t in inputs))
+
+
+def _onnx_image_preprocessor(p: dict, inputs, data):
+    """An image ONNX model takes one float32 or float16 tensor of any name, in the layout the config gives."""
     if len(inputs) != 1 or inputs[0].dtype not in ("float32", "float16"):
         raise InvalidInput(f"{p['onnx']}: inputs are {[f'{t.name} ({t.dtype})' for t in inputs]}; an image ONNX "
                            "model takes one float32 or float16 input (batch x channels x height x width, or NHWC)")
+    preprocessor = _image_preprocessor(p, data)
     takes, gives = inputs[0].shape, preprocessor.input_specs()[0].shape
     if len(takes) != 4 or any(isinstance(t, int) and t != g for t, g in zip(takes[1:], gives[1:])):
         raise InvalidInput(f"{p['onnx']}: input {inputs[0].name!r} is {takes} in the graph, but the preprocessing "
                            f"makes {gives} (layout {preprocessor.layout}, image_channels {preprocessor.channels}, "
                            f"image_size {preprocessor.size}); set those fields to what the model takes")
     preprocessor.input_name, preprocessor.dtype = inputs[0].name, inputs[0].dtype  # fed by the graph's name
-    artifact = Artifact(name=p["model"], family=Family.CNN, format=Format.ONNX, model_file="model.onnx",
-                        preprocess=preprocessor.to_spec(), inputs=preprocessor.input_specs(),
-                        outputs=[_tensor_spec(t) for t in graph.output],  # the graph's width, not the labels
-                        labels=data.classes, dataset=data.describe(), recipe=[{"step": "import", "onnx": p["onnx"]}])
-    artifact.path = out
-    return artifact.save()
+    return preprocessor
 
 
 def _build_prune(node: Node, parent: Artifact, out: Path, progress) -> Artifact:

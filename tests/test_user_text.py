@@ -62,7 +62,7 @@ def _config(tmp_path: Path, **model) -> dict:
 def test_a_text_module_needs_its_preprocessing(tmp_path):
     with pytest.raises(InvalidInput, match="exactly one of vocab .* or tokenizer"):
         load_config(_config(tmp_path))
-    with pytest.raises(InvalidInput, match="vocab and tokenizer go with a text module"):
+    with pytest.raises(InvalidInput, match="vocab and tokenizer go with a text model of your own"):
         load_config({"models": {"m": {"zoo": "lstm", "vocab": "v.txt"}}})
     with pytest.raises(InvalidInput, match="family bert is a huggingface directory"):
         load_config({"models": {"m": {"module": "a:b", "family": "bert", "dataset": "x.csv"}}})
@@ -199,3 +199,49 @@ def test_the_zoo_lstm_recipe_trains_on_a_users_csv(tmp_path, reviews):
     assert (find_zoo_checkpoint("lstm").sha256 if before else None) == (before.sha256 if before else None)
     with pytest.raises(InvalidInput, match="zoo model 'cnn' is trained and measured on Fashion-MNIST"):
         load_config({"models": {"m": {"zoo": "cnn", "dataset": str(reviews)}}})
+
+
+def test_a_text_onnx_model_with_its_vocabulary(tmp_path, reviews):
+    """An ONNX text model (input_ids + attention_mask, dynamic axes) with a vocabulary file: inputs read from the
+    graph, measured on ONNX Runtime and OpenVINO, quantized; a graph with a fixed sequence length is refused."""
+    import torch
+    from torch import nn
+
+    from edgeopt import Pipeline
+    from edgeopt.core.artifacts import Artifact
+
+    class Bag(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(50, 16, padding_idx=0)
+            self.head = nn.Linear(16, 2)
+
+        def forward(self, input_ids, attention_mask):
+            mask = attention_mask.unsqueeze(-1).float()
+            return self.head((self.embed(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1))
+
+    words = sorted({w for line in reviews.read_text().splitlines()[1:] for w in line.lower().split()})[:48]
+    (tmp_path / "vocab.txt").write_text("\n".join(["<pad>", "<unk>", *words]) + "\n")
+    torch.manual_seed(0)
+    example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+    torch.onnx.export(Bag().eval(), example, str(tmp_path / "bag.onnx"), input_names=list(axes),
+                      output_names=["logits"], dynamic_axes=axes, dynamo=False)
+    torch.onnx.export(Bag().eval(), example, str(tmp_path / "fixed.onnx"), input_names=list(axes),
+                      output_names=["logits"], dynamo=False)
+    config = {"output": str(tmp_path / "out"),
+              "measure": {"latency": {"warmup_runs": 1, "warmup_seconds": 0.01, "min_runs": 5, "min_seconds": 0.05}},
+              "models": {"bag": {"onnx": str(tmp_path / "bag.onnx"), "family": "lstm",
+                                 "vocab": str(tmp_path / "vocab.txt"), "dataset": str(reviews), "recipes": [
+                                     {"name": "fp32", "runtimes": ["onnxruntime", "openvino"]},
+                                     {"name": "int8", "quantize": {"mode": "dynamic"}, "runtimes": ["onnxruntime"]}]}}}
+    result = Pipeline(config).run(report=False)
+    assert result.exit_code == 0, [r.error for r in result.rows]
+    assert {(r.recipe, r.runtime) for r in result.rows} == {("fp32", "onnxruntime"), ("fp32", "openvino"),
+                                                           ("int8", "onnxruntime")}
+    source = Artifact.load(next(r.artifact_path for r in result.rows if r.recipe == "fp32"))
+    assert [t.name for t in source.inputs] == ["input_ids", "attention_mask"] and source.family == "lstm"
+    config["models"]["bag"]["onnx"] = str(tmp_path / "fixed.onnx")
+    config["output"] = str(tmp_path / "out2")
+    fixed = Pipeline(config).run(report=False)
+    assert fixed.exit_code != 0 and all("dynamic batch and sequence axes" in r.error for r in fixed.rows)

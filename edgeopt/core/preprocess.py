@@ -185,7 +185,8 @@ class VocabEncoder:
         for i, row in enumerate(rows):
             where = slice(width - len(row), width) if self.padding_side == "left" else slice(0, len(row))
             ids[i, where], mask[i, where] = row, 1
-        return {"input_ids": ids, "attention_mask": mask} if "attention_mask" in self.inputs else {"input_ids": ids}
+        made = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        return {name: made[name] for name in self.inputs}
 
     def _tokens(self, text: str) -> list[str]:
         return tokenize(text) if self.lowercase else TOKEN_PATTERN_CASED.findall(text)
@@ -239,7 +240,9 @@ class WordPieceEncoder:
     def __call__(self, texts: list[str], max_len: int | None = None) -> dict[str, np.ndarray]:
         encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_len or self.max_len,
                                  return_tensors="np")
-        return {name: encoded[name].astype(np.int64) for name in self.inputs}
+        ids = encoded["input_ids"]
+        return {name: encoded[name].astype(np.int64) if name in encoded else np.zeros_like(ids, dtype=np.int64)
+                for name in self.inputs}
 
     def save(self, directory: Path) -> None:
         self.tokenizer.save_pretrained(str(Path(directory) / self.tokenizer_dir))
