@@ -88,10 +88,10 @@ def test_user_model_example(tmp_path):
     result = load(EXAMPLES / "user_model" / "run_example.py").main(tmp_path)
     assert result.exit_code == 0
     rows = {(r.recipe, r.runtime): r for r in result.rows}
-    assert set(rows) == {("fp32", "torch"), ("fp32", "onnxruntime"), ("int8", "onnxruntime"),
-                         ("pruned", "onnxruntime"), ("mbv2", "onnxruntime")}
+    assert set(rows) == {("fp32", "torch"), ("fp32", "onnxruntime"), ("fp32", "openvino"), ("int8", "onnxruntime"),
+                         ("int8-ov", "openvino"), ("pruned", "onnxruntime"), ("mbv2", "onnxruntime")}
     assert all(r.model == "my-net" and r.family == "cnn" and r.ok for r in rows.values())
     # 3 classes among 10 outputs (label_map): far above chance, so weights, preprocessing and map all held
     assert all(r.accuracy > 0.7 for r in rows.values()), {k: r.accuracy for k, r in rows.items()}
-    assert rows[("int8", "onnxruntime")].precision == "int8"
+    assert rows[("int8", "onnxruntime")].precision == rows[("int8-ov", "openvino")].precision == "int8"
     assert "my-net" in result.reports["html"].read_text()
