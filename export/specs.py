@@ -34,8 +34,10 @@ class Tolerance:
         return self.atol + self.rtol * largest_logit
 
     def allowed_clear(self, decided: int) -> int:
-        """Clear disagreements allowed among `decided` (not near-tie) samples."""
-        return int(self.max_clear * decided + 1e-9)
+        """Clear disagreements allowed among `decided` (not near-tie) samples: a tolerance that allows any allows
+        at least one, so a small test split (under 34 samples at 3%) does not round the allowance down to none."""
+        allowed = int(self.max_clear * decided + 1e-9)
+        return max(1, allowed) if self.max_clear > 0 and decided else allowed
 
     def as_dict(self) -> dict[str, float]:
         return {"atol": self.atol, "rtol": self.rtol, "near_tie": self.near_tie, "max_clear": self.max_clear}

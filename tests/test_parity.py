@@ -86,3 +86,10 @@ def test_cli_json_carries_the_parity_report(lstm_onnx, tmp_path):
     parity = json.loads(result.stdout)["parity"]
     assert parity["ok"] and parity["samples"] == 128 and parity["thresholds"]["max_clear"] == 0.03
     assert {"near_ties", "near_tie_flips", "clear_disagreements", "max_abs"} <= set(parity)
+
+
+def test_a_small_test_split_still_allows_one_clear_int8_flip():
+    from edgeopt.export.specs import FP32, INT8
+
+    assert INT8.allowed_clear(30) == 1 and INT8.allowed_clear(120) == 3 and INT8.allowed_clear(0) == 0
+    assert FP32.allowed_clear(30) == 0  # fp32 allows none, whatever the size
