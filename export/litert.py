@@ -78,6 +78,15 @@ class LiteRTExporter(Exporter):
         return child.save()
 
 
+def _signature_dtypes(flatbuffer: bytes) -> dict[str, dict[str, object]]:
+    """Each signature's input dtypes, as the converted model takes them."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer)
+    return {name: {key: detail["dtype"] for key, detail in interpreter.get_signature_runner(name)
+                   .get_input_details().items()} for name in interpreter.get_signature_list()}
+
+
 def _quantize(flatbuffer: bytes, traced: Traced, sizes: list[int], sequence: int | None) -> bytes:
     """ai-edge-quantizer: dynamic-range, or full INT8 calibrated on real training samples in every signature."""
     from ai_edge_quantizer import quantizer, recipe
@@ -90,10 +99,12 @@ def _quantize(flatbuffer: bytes, traced: Traced, sizes: list[int], sequence: int
     if static:
         split = dataset_of(traced.artifact).split(config.calibration_split).subset(config.calibration_samples,
                                                                                    config.seed)
-        spec, data = traced.spec, {}
+        spec, data, dtypes = traced.spec, {}, _signature_dtypes(flatbuffer)
         for size in sizes:
             starts = range(0, max(1, len(split) - size + 1), size)
-            data[f"batch_{size}"] = [spec.sample_inputs(traced.artifact, split, size, sequence, start)
+            takes = dtypes[f"batch_{size}"]  # the converter makes int64 token ids int32
+            data[f"batch_{size}"] = [{k: v.astype(takes[k], copy=False) for k, v in
+                                      spec.sample_inputs(traced.artifact, split, size, sequence, start).items()}
                                      for start in starts]
         with contextlib.redirect_stdout(sys.stderr):
             calibration = tool.calibrate(data)

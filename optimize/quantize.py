@@ -137,6 +137,21 @@ def predictions_through_runtime(artifact: Artifact, split) -> np.ndarray:
 
 # --- ONNX Runtime -----------------------------------------------------------------------------------------
 
+def _one_shape(artifact: Artifact, batches: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """ORT's histogram calibrators (entropy, percentile) stack every batch's activations into one array: text
+    batches are padded to one length (pad ids, mask 0) and a smaller last batch is left out."""
+    from edgeopt.export.specs import spec_for
+
+    spec = spec_for(artifact)
+    if not spec.is_text or not batches:
+        return batches
+    size = len(next(iter(batches[0].values())))
+    kept = [b for b in batches if len(next(iter(b.values()))) == size]
+    length = max(v.shape[1] for b in kept for v in b.values())
+    return [{k: np.pad(v, ((0, 0), (0, length - v.shape[1])), constant_values=spec.pad_values.get(k, 0))
+             for k, v in b.items()} for b in kept]
+
+
 CALIBRATORS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
 
@@ -160,6 +175,8 @@ def _quantize_onnx(parent: Artifact, child: Artifact, config: QuantizeConfig,
         if config.mode == "dynamic":
             quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=config.per_channel)
         elif config.mode == "static":
+            calibration = _one_shape(parent, calibration)
+
             class Reader(CalibrationDataReader):
                 def __init__(self):
                     self.batches: Iterator = iter(calibration)

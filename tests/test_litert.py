@@ -70,6 +70,16 @@ def test_lstm_fp32_at_its_static_sequence(lstm_artifact, tmp_path):
             np.testing.assert_allclose(runtime.run(inputs), reference.run(inputs), atol=1e-4, rtol=1e-4)
 
 
+def test_lstm_full_int8_calibrates_on_its_int32_token_ids(lstm_artifact, tmp_path):
+    """The converter makes int64 token ids int32: calibration samples are fed in the signature's dtypes."""
+    child = export_artifact(lstm_artifact, "litert", tmp_path / "lstm-int8", "int8",
+                            {"activations": "static", "max_sequence": 12, "batch_sizes": [1, 4],
+                             "calibration_samples": 16}, verify=False)
+    assert child.precision == Precision.INT8 and child.recipe[-1]["quantization"]["calibration_samples"] == 16
+    with load_runtime(child) as runtime:
+        assert runtime.run(real_inputs(child, 3, 12)).shape == (3, 2)
+
+
 def test_truncated_file_is_a_checkpoint_error(exported, tmp_path):
     source = exported()
     broken = source.derive(tmp_path / "broken", model_file=source.model_file)

@@ -69,6 +69,18 @@ def test_ort_dynamic_lstm_becomes_dynamic_quantize_lstm(lstm_artifact, tmp_path)
     assert child.metrics["accuracy_drop"] <= 0.02
 
 
+def test_ort_histogram_calibrators_take_text_batches_of_any_length(lstm_artifact, tmp_path):
+    """Entropy and percentile calibration stack every batch's activations: text batches are padded to one length."""
+    from edgeopt.export import export_artifact
+
+    onnx_artifact = export_artifact(lstm_artifact, "onnx", tmp_path / "onnx")
+    for calibration in ("entropy", "percentile"):
+        child = quantize(onnx_artifact, QuantizeConfig(mode="static", calibration=calibration, samples=40,
+                                                       batch_size=16, eval_samples=64, verify=False),
+                         tmp_path / calibration)
+        assert child.precision == "int8" and child.metrics["quantization"]["calibration"] == calibration
+
+
 @pytest.mark.slow
 def test_ort_dynamic_bert_reports_attention_matmuls_left_in_float(bert_artifact, tmp_path):
     from edgeopt.export import export_artifact

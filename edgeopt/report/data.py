@@ -96,8 +96,11 @@ class ReportData(BaseModel):
                 continue
             seen.add((row.model, d.get("student")))
             gain = 100 * (d["distilled_test_accuracy"] - d["baseline_test_accuracy"])
-            verdict = "distillation helped" if gain > 0 else "distillation did NOT help: the student alone was as " \
-                                                             "good or better"
+            noise = _difference_noise_pt(d["baseline_test_accuracy"], d.get("eval_samples"))
+            verdict = ("distillation helped" if gain > noise else
+                       f"no clear difference (within the ±{noise:.1f} pt that {d.get('eval_samples')} test samples "
+                       "can tell apart)" if gain > -noise else
+                       "distillation did NOT help: the student alone was better")
             lines.append(f"{row.model} → {d.get('student')} student: {d['distilled_test_accuracy']:.2%} with the "
                          f"teacher ({d['teacher_test_accuracy']:.2%}), {d['baseline_test_accuracy']:.2%} trained "
                          f"alone ({gain:+.2f} pt, torch, {d.get('eval_samples', '?')} test samples): {verdict}")
@@ -118,6 +121,14 @@ def limit_name(constraint: str, budget: Budget) -> tuple[str, str]:
     """What a budget limit is called in a report, and its comparison sign: ("p95 latency", "≤")."""
     return {"max_latency_ms": (f"{budget.percentile} latency", "≤"), "max_memory_mb": ("peak memory", "≤"),
             "max_size_mb": ("file size", "≤"), "min_accuracy": ("accuracy", "≥")}[constraint]
+
+
+def _difference_noise_pt(accuracy: float, samples: int | None) -> float:
+    """Half-width in points of the 95% interval of the difference of two accuracies near `accuracy`, each on
+    `samples` test samples: a smaller difference between two students is not evidence either way."""
+    if not samples:
+        return 0.0
+    return 100 * 1.96 * (2 * max(accuracy * (1 - accuracy), 1e-4) / samples) ** 0.5
 
 
 class Answer(BaseModel):
