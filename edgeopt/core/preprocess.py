@@ -185,8 +185,8 @@ class VocabEncoder:
         for i, row in enumerate(rows):
             where = slice(width - len(row), width) if self.padding_side == "left" else slice(0, len(row))
             ids[i, where], mask[i, where] = row, 1
-        made = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        return {name: made[name] for name in self.inputs}
+        made = {"input_ids": ids, "attention_mask": mask}
+        return {name: made[name] if name in made else np.zeros_like(ids) for name in self.inputs}  # token types
 
     def _tokens(self, text: str) -> list[str]:
         return tokenize(text) if self.lowercase else TOKEN_PATTERN_CASED.findall(text)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import shutil
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +44,11 @@ def write_csv(path: Path) -> Path:
 
 
 def write_vocabulary(texts: list[str], path: Path) -> Path:
-    """The user's vocabulary: words seen twice in the train rows, most frequent first."""
-    from edgeopt.core.preprocess import tokenize
+    """The user's vocabulary: words seen twice in the train rows, most frequent first (as the zoo builds its own),
+    with its unknown and padding tokens in its own order."""
+    from edgeopt.core.preprocess import VocabEncoder
 
-    counts = Counter(token for text in texts for token in tokenize(text))
-    words = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= 2]
+    words = VocabEncoder.build(texts, max_size=len(texts) * 100, min_count=2).vocab[2:]  # after <pad>, <unk>
     path.write_text("\n".join(["<unk>", "<pad>", *words]) + "\n", encoding="utf-8")
     return path
 
