@@ -21,7 +21,7 @@ from edgeopt.core.hashing import sha256_json, sha256_tree
 from .isolation import WorkerOutcome, run_isolated
 from .latency import LatencyConfig, summarize, throughput
 from .profiles import DeviceProfile, get_profile
-from .results import ArtifactInfo, Measurement
+from .results import ArtifactInfo, LatencyStats, Measurement
 from .worker import ACCURACY_KEY, LATENCY_KEY, WorkerRequest
 
 ACCURACY_BATCH = 64
@@ -272,20 +272,12 @@ def measure_candidate(candidate: Candidate, config: BenchConfig, inputs_for, lin
         key, outcomes = "", [WorkerOutcome(None, f"inputs: {error}", 0.0, 0.0)]
     else:
         for index in range(config.latency.rounds):
-            request = WorkerRequest(artifact=str(artifact.path), runtime=candidate.runtime, device=profile.device,
-                                    threads=profile.threads, cores=cores, memory_mb=profile.memory_mb,
-                                    inputs=str(input_file), batch_sizes=config.batch_sizes, accuracy=index == 0,
-                                    latency=config.latency, trust_code=artifact.trust_code, result="")
             budget = max(1.0, timeout_s - sum(o.seconds for o in outcomes))  # later rounds share what is left
-            if profile.remote is None:
-                outcomes.append(run_isolated(request, budget))
-            else:  # a board's device agent runs the same worker; the rows carry the board's provenance
-                from edgeopt.agent.client import run_remote
-
-                outcome, board = run_remote(profile.remote, request, budget)
-                outcomes.append(outcome)
-                host = {**host, **board}
-            if outcomes[-1].error:
+            outcome, board = run_worker(artifact, candidate.runtime, profile, input_file, config.batch_sizes,
+                                        config.latency, accuracy=index == 0, timeout_s=budget)
+            outcomes.append(outcome)
+            host = {**host, **board}  # a board's provenance, when a board measured
+            if outcome.error:
                 break
     error = next((o.error for o in outcomes if o.error), None)
     result = outcomes[0].result or {}
@@ -345,6 +337,51 @@ def measure_candidate(candidate: Candidate, config: BenchConfig, inputs_for, lin
             accuracy_samples=result.get("accuracy_samples"), fidelity=fidelity, fidelity_reference=reference,
             status="failed" if error else "ok", error=error, warnings=notes, provenance=record))
     return rows
+
+
+def run_worker(artifact: Artifact, runtime: str, profile: DeviceProfile, inputs: Path, batch_sizes: list[int],
+               latency: LatencyConfig, accuracy: bool, timeout_s: float) -> tuple[WorkerOutcome, dict]:
+    """One round in a fresh worker process under the profile: here, or on the profile's board through its device
+    agent (then also the board's provenance)."""
+    cores, _ = profile.pinned_cores()
+    request = WorkerRequest(artifact=str(artifact.path), runtime=runtime, device=profile.device,
+                            threads=profile.threads, cores=cores, memory_mb=profile.memory_mb, inputs=str(inputs),
+                            batch_sizes=batch_sizes, accuracy=accuracy, latency=latency,
+                            trust_code=artifact.trust_code, result="")
+    if profile.remote is None:
+        return run_isolated(request, timeout_s), {}
+    from edgeopt.agent.client import run_remote
+
+    return run_remote(profile.remote, request, timeout_s)
+
+
+def time_side_by_side(candidates: list[tuple[Artifact, str]], profile: DeviceProfile, batch_size: int,
+                      latency: LatencyConfig, rounds: int, timeout_s: float = 600,
+                      progress: Callable[[str], None] | None = None) -> list[LatencyStats | str]:
+    """Time (artifact, runtime) pairs in turns: `rounds` rounds, each timing every pair once in a fresh worker.
+
+    A change in the machine's load then falls on all of them alike, so their ratios hold where figures measured
+    at different times do not. Returns per pair the latency statistics of its rounds, or why it failed."""
+    import tempfile
+
+    config = BenchConfig(batch_sizes=[batch_size], latency=latency, accuracy_samples=1)
+    samples: list[list[list[float]] | str] = [[] for _ in candidates]
+    with tempfile.TemporaryDirectory(prefix="edgeopt-side-by-side-") as tmp:
+        inputs = [prepare_inputs(artifact, config, Path(tmp)) for artifact, _ in candidates]
+        for index in range(rounds):
+            for i, (artifact, runtime) in enumerate(candidates):
+                if isinstance(samples[i], str):
+                    continue
+                if progress:
+                    progress(f"side by side, round {index + 1}/{rounds}: {artifact.name} on {runtime}")
+                one_round = latency.model_copy(update={"rounds": 1})
+                outcome, _ = run_worker(artifact, runtime, profile, inputs[i], [batch_size], one_round,
+                                        accuracy=False, timeout_s=timeout_s)
+                if outcome.error:
+                    samples[i] = outcome.error
+                else:
+                    samples[i].append(outcome.result["latency"][str(batch_size)]["samples"])
+    return [s if isinstance(s, str) else summarize(*s, noisy_spread=latency.noisy_spread) for s in samples]
 
 
 def reference_predictions(reference: Artifact, key: str, config: BenchConfig, inputs_for, predictions: dict,

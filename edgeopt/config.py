@@ -17,7 +17,7 @@ from edgeopt.core.artifacts import Family, Format
 from edgeopt.core.errors import InvalidInput
 from edgeopt.core.strict import StrictModel
 from edgeopt.benchmarks.latency import LatencyConfig
-from edgeopt.core.step_configs import DistillConfig, PruneConfig, QuantizeConfig
+from edgeopt.core.step_configs import DistillConfig, PruneConfig, QuantizeConfig, SequenceConfig
 from edgeopt.recommend import Budget
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
@@ -33,11 +33,14 @@ MODULE_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 class RecipeConfig(StrictModel):
-    """One way of making a variant: optional prune, then distill, then export, then quantize (always that order)."""
+    """One way of making a variant: optional prune, then distill, then sequence, then export, then quantize (always
+    that order)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$", description="short name shown in reports (e.g. pruned-int8)")
     prune: PruneConfig | None = Field(None, description="structured pruning (torch-pruning) with short recovery")
     distill: DistillConfig | None = Field(None, description="knowledge distillation into a smaller student")
+    sequence: SequenceConfig | None = Field(None, description="text models: deploy with fewer tokens per text "
+                                                               "(max_len; longer texts are truncated)")
     quantize: QuantizeConfig | None = Field(None, description="post-training quantization of the exported model")
     precision: Literal["fp32", "fp16", "bf16", "int8"] = Field(
         "fp32", description="export precision (fp16 halves weights; bf16: OpenVINO computes in bf16, where the "
@@ -157,6 +160,11 @@ class ModelConfig(StrictModel):
                     recipe.prune.check_family(self.source_family)
                 except InvalidInput as error:
                     raise ValueError(f"recipe {recipe.name!r}: {error}") from None
+            if recipe.sequence is not None and self.source_family == Family.CNN:
+                raise ValueError(f"recipe {recipe.name!r}: sequence (tokens per text) is for text models, not cnn")
+            if recipe.sequence is not None and recipe.sequence.max_len > self.max_len:
+                raise ValueError(f"recipe {recipe.name!r}: sequence.max_len {recipe.sequence.max_len} is above the "
+                                 f"model's max_len {self.max_len}; a shorter sequence is the point")
         return self
 
     @property

@@ -29,13 +29,16 @@ from edgeopt.core.artifacts import Family
 from edgeopt.core.errors import InvalidInput
 from edgeopt.core.hashing import sha256_json
 from edgeopt.core.strict import StrictModel
-from edgeopt.recommend import Budget, NearMiss, Pick, blockers, margins, pareto, recommend
+from edgeopt.recommend import ACCURACY_SLACK_PT, Budget, NearMiss, Pick, blockers, margins, pareto, recommend
 from edgeopt.results import Row
 
 FIT_PREFIX = "fit-"
 STUDY_DB = "fit.db"
 STRUCTURE_EVAL_SAMPLES = 256  # the structure's accuracy is not used; a few samples keep the harness's path
 FINALISTS = 3  # best feasible trials re-measured with the full settings before one is picked
+FINALIST_SLACK_PT = 1.0  # finalists: the most accurate trial and the fastest within this many points of it
+SIDE_BY_SIDE_ROUNDS = 5  # the finalists and the default recipes' pick, timed in turns in fresh workers
+EXHAUSTED_AFTER = 30  # consecutive repeated proposals that end a search
 COST_LIMITS = ("max_latency_ms", "max_memory_mb", "max_size_mb")
 
 # ---------------------------------------------------------------- the search space, as data
@@ -73,17 +76,23 @@ PRECISIONS: dict[str, dict[str, dict[str, Any]]] = {
     "tensorrt": {"fp32": {}, "fp16": {"precision": "fp16"}, "int8": {"precision": "int8"}},
 }
 CALIBRATIONS = ["minmax", "entropy", "percentile"]
+# Text models: tokens per text the deployed model takes, as shares of the source's max_len (a fixed input shape;
+# fewer tokens run faster and truncate only the longest texts, which the accuracy then shows).
+SEQUENCE_SHARES = (1.0, 0.875, 0.75, 0.625, 0.5)
 QUANTIZE_DEFAULTS = {"samples": 512, "eval_samples": 500}
 
 
 class SearchSpace:
     """What a trial may choose for one model: built from the family and the runtimes this device runs."""
 
-    def __init__(self, family: Family, runtimes: list[str], max_train_samples: int | None = None):
+    def __init__(self, family: Family, runtimes: list[str], max_train_samples: int | None = None,
+                 max_len: int | None = None):
         self.family = family
         self.runtimes = runtimes
         self.archs = ["source", "prune", "distill"]
         self.cap = {} if max_train_samples is None else {"max_train_samples": max_train_samples}
+        self.max_len = max_len if family != Family.CNN else None
+        self.lengths = sorted({max(8, round(share * max_len)) for share in SEQUENCE_SHARES}) if self.max_len else []
 
     def precisions(self, runtime: str) -> list[str]:
         names = list(PRECISIONS[runtime])
@@ -100,6 +109,8 @@ class SearchSpace:
             student = trial.suggest_categorical("student", list(STUDENTS[self.family]))
             for knob, values in STUDENTS[self.family][student].items():
                 trial.suggest_categorical(f"{student}_{knob}", values)
+        if self.lengths:
+            trial.suggest_categorical("max_len", self.lengths)
         runtime = trial.suggest_categorical("runtime", self.runtimes)
         precision = trial.suggest_categorical(f"precision_{runtime}", self.precisions(runtime))
         if runtime == "onnxruntime" and precision == "int8-static":
@@ -108,11 +119,13 @@ class SearchSpace:
 
     def probes(self) -> list[dict[str, Any]]:
         """The smallest structure on each runtime: if none of them fits, no structure in the space does."""
+        shortest = {"max_len": self.lengths[0]} if self.lengths else {}
         if self.family == Family.BERT:  # a pruned 6-layer BERT is larger than the 2-layer student
-            return [{"arch": "distill", "student": "bert", "bert_depth": 2, "runtime": r,
-                     f"precision_{r}": self.precisions(r)[-1]} for r in self.runtimes]
-        return [{"arch": "prune", "ratio": PRUNE_RATIOS[1], "runtime": r, f"precision_{r}": self.precisions(r)[-1]}
-                | ({"calibration": "minmax"} if r == "onnxruntime" else {}) for r in self.runtimes]
+            return [{"arch": "distill", "student": "bert", "bert_depth": 2} | shortest
+                    | {"runtime": r, f"precision_{r}": self.precisions(r)[-1]} for r in self.runtimes]
+        return [{"arch": "prune", "ratio": PRUNE_RATIOS[1]} | shortest | {"runtime": r,
+                f"precision_{r}": self.precisions(r)[-1]} | ({"calibration": "minmax"} if r == "onnxruntime" else {})
+                for r in self.runtimes]
 
     def trains(self, params: dict[str, Any]) -> bool:
         return params["arch"] != "source"
@@ -138,6 +151,9 @@ class SearchSpace:
             fields["distill"] = {"student": student, **knobs, "baseline": False, "eval_samples": 1000,
                                  "val_samples": 1000, "train": DISTILL_TRAIN[self.family] | schedule}
             slug = [student] + [f"{k[0]}{v:g}" for k, v in knobs.items()]
+        if params.get("max_len", self.max_len) != self.max_len:
+            fields["sequence"] = {"max_len": params["max_len"]}
+            slug.append(f"len{params['max_len']}")
         fields.update({k: dict(v) if isinstance(v, dict) else v for k, v in PRECISIONS[runtime][precision].items()})
         if "quantize" in fields:
             fields["quantize"].update(QUANTIZE_DEFAULTS)
@@ -176,7 +192,8 @@ class Trial(BaseModel):
 
     number: int
     state: str = Field(description="complete, pruned (short schedule not promising), failed (build or "
-                                   "measurement; the note says why) or running")
+                                   "measurement; the note says why), repeat (choices measured in an earlier "
+                                   "trial) or running")
     recipe: str | None = None
     runtime: str | None = None
     phase: str | None = Field(None, description="last phase measured: structure, short or full")
@@ -229,8 +246,9 @@ class Search:
         self.budget = config.budget
         self.progress = progress or (lambda message: None)
         self.output = Path(config.output)
-        self.family = ModelConfig(zoo=config.model).source_family
-        self.space = SearchSpace(self.family, self._runtimes(), config.max_train_samples)
+        source = ModelConfig(zoo=config.model)
+        self.family = source.source_family
+        self.space = SearchSpace(self.family, self._runtimes(), config.max_train_samples, source.max_len)
         self.impossible = False
 
     def _config(self, recipe: RecipeConfig, measure: MeasureConfig) -> Config:
@@ -269,7 +287,7 @@ class Search:
         """One study per model, budget, seed and search space (Optuna cannot change a parameter's choices within
         a study): the same command resumes it; another budget, or a runtime installed since, starts afresh."""
         space = self.config.model_dump(mode="json", include={"budget", "seed", "max_train_samples"})
-        return f"{self.config.model}-{sha256_json([space, self.space.runtimes])[:12]}"
+        return f"{self.config.model}-{sha256_json([space, self.space.runtimes, self.space.lengths])[:12]}"
 
     def run(self) -> FitResult:
         import optuna
@@ -289,20 +307,26 @@ class Search:
         if not study.trials:
             for params in self.space.probes():
                 study.enqueue_trial(params)
-        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        callbacks = [self._after_trial]
-        if self.config.trials:
-            callbacks.append(optuna.study.MaxTrialsCallback(self.config.trials, states=finished))
         timeout = self._time_left(study)
-        if not self._already_impossible(study) and (timeout is None or timeout > 0) and not (
-                self.config.trials and sum(t.state in finished for t in study.trials) >= self.config.trials):
+        if not self._already_impossible(study) and (timeout is None or timeout > 0) and not self._enough(study):
             # no catch: failed builds and measurements are handled in the objective; anything else is a bug
             # or bad input, which must stop the search rather than fail every trial in a loop
-            study.optimize(self._objective, n_trials=self.config.trials, timeout=timeout, callbacks=callbacks)
+            study.optimize(self._objective, timeout=timeout, callbacks=[self._after_trial])
         result = self._result(study)
         result.seconds = time.perf_counter() - started
         result.storage = str(self.output / STUDY_DB)
         return result
+
+    def _enough(self, study) -> bool:
+        """--trials counts finished trials that measured something: a repeated proposal is not one."""
+        done = [t for t in study.trials if t.state.is_finished() and "duplicate_of" not in t.user_attrs]
+        return bool(self.config.trials) and len(done) >= self.config.trials
+
+    def _exhausted(self, study) -> bool:
+        """The sampler proposed only configurations it had measured, many times running: nothing new is left
+        to try (a small space, or one the sampler has converged on)."""
+        last = [t for t in study.trials if t.state.is_finished()][-EXHAUSTED_AFTER:]
+        return len(last) == EXHAUSTED_AFTER and all("duplicate_of" in t.user_attrs for t in last)
 
     def _time_left(self, study) -> float | None:
         """The time budget minus what earlier (resumed) runs of this search spent on their trials."""
@@ -326,6 +350,12 @@ class Search:
         import optuna
 
         params = self.space.sample(trial)
+        earlier = next((t for t in trial.study.get_trials(deepcopy=False) if t.params == params
+                        and t.state.is_finished() and "duplicate_of" not in t.user_attrs), None)
+        if earlier is not None:  # pruned, not its value again: a repeat must not make the sampler repeat it more
+            trial.set_user_attr("duplicate_of", earlier.number)
+            trial.set_user_attr("note", f"same choices as trial {earlier.number}: not measured again")
+            raise optuna.TrialPruned()
         full = self.space.recipe(params, "full")
         trial.set_user_attr("recipe", full.model_dump(mode="json", exclude_none=True))
         search = MeasureConfig()
@@ -374,6 +404,11 @@ class Search:
         if self._already_impossible(study):
             self.progress("no structure fits the cost limits, even the smallest on each runtime: stopping")
             study.stop()
+        elif self._exhausted(study):
+            self.progress(f"the last {EXHAUSTED_AFTER} proposals were all measured before: stopping")
+            study.stop()
+        elif self._enough(study):
+            study.stop()
 
     def _already_impossible(self, study) -> bool:
         """True once every probe (the smallest structure per runtime) was measured and rejected."""
@@ -404,11 +439,13 @@ class Search:
         searched = [last[t.candidate_id] for t in trials if t.candidate_id in last]
         trained = [r for r in searched if not r.recipe.endswith(("-structure", "-short"))]
         result.frontier = pareto([r for r in trained if r.ok], f"latency:{self.budget.percentile}")
-        result.winner, result.recipe = self._final(study, result)
-        if result.winner is None:
-            result.near_misses = recommend(searched, self.budget).near_misses
         baseline = [r for r in stored if r.model == self.config.model and not r.recipe.startswith(FIT_PREFIX)]
-        result.baseline, result.comparison = compare(result.winner, baseline, self.budget, self.output)
+        default_picks = recommend(baseline, self.budget).picks
+        result.winner, result.recipe, result.baseline = self._final(study, result, trained,
+                                                                    default_picks[0] if default_picks else None)
+        if result.winner is None:
+            result.near_misses = result.near_misses or recommend(searched, self.budget).near_misses
+        result.comparison = compare(result.winner, result.baseline, baseline, self.budget, self.output)
         if self.impossible:
             result.notes.append("impossible budget: the smallest structure on every runtime misses a cost limit "
                                 "(measured before any training); see near_misses for what to relax")
@@ -436,29 +473,102 @@ class Search:
         staging.replace(path)
         return path
 
-    def _final(self, study, result: FitResult) -> tuple[Pick | None, RecipeConfig | None]:
-        """Re-measure the best feasible trials with the default run's settings and the whole test split; the
-        pick is recommend's among those re-measured rows."""
-        complete = [t for t in study.trials if t.state.name == "COMPLETE" and t.user_attrs.get("phase") == "full"
-                    and not any(v > 0 for v in _constraints(t))]
-        recipes: dict[tuple[str, str], RecipeConfig] = {}  # distinct (recipe, runtime): TPE repeats proposals
-        for t in sorted(complete, key=lambda t: -(t.value or 0)):
-            recipe = RecipeConfig.model_validate(t.user_attrs["recipe"])
-            recipes.setdefault((recipe.name, recipe.runtimes[0]), recipe)
-        recipes = dict(list(recipes.items())[:FINALISTS])
+    def _final(self, study, result: FitResult, searched: list[Row], default: Pick | None
+               ) -> tuple[Pick | None, RecipeConfig | None, Pick | None]:
+        """The answer, on figures that can be compared: the finalists (the most accurate feasible trial and the
+        fastest ones as accurate as it) are re-measured with the default run's settings on the whole test split,
+        then timed side by side with the default recipes' pick, in turns in fresh workers. The pick is
+        recommend's among the finalists on those side-by-side latencies; the default pick is returned with them."""
+        feasible = {t.user_attrs.get("candidate_id"): t for t in study.trials if t.state.name == "COMPLETE"
+                    and t.user_attrs.get("phase") == "full" and not any(v > 0 for v in _constraints(t))}
+        rows = [r for r in searched if r.ok and r.candidate_id in feasible]
+        recipes: dict[tuple[str, str], RecipeConfig] = {}
+        if rows:
+            for row in _most_accurate_then_fastest(rows, self.budget, FINALIST_SLACK_PT):
+                recipe = RecipeConfig.model_validate(feasible[row.candidate_id].user_attrs["recipe"])
+                if len(recipes) < FINALISTS:
+                    recipes.setdefault((recipe.name, recipe.runtimes[0]), recipe)
         if not recipes:
-            return None, None
+            return None, None, default
         full = load_config(None).measure.model_copy(update={"eval_samples": None})
-        rows = []
+        finalists = []
         for (name, runtime), recipe in recipes.items():
             self.progress(f"re-measuring {name} on {runtime} with the full settings (whole test split)")
-            rows.append(self.measure(recipe, full))
-        picks = recommend(rows, self.budget).picks
-        if not picks:
-            result.notes.append(f"the {len(rows)} best trials fitted in the search but none when re-measured")
-            result.near_misses = recommend(rows, self.budget).near_misses
-            return None, None
-        return picks[0], recipes[picks[0].row.recipe, picks[0].row.runtime]
+            finalists.append(self.measure(recipe, full))
+        timed = self._side_by_side([r for r in finalists if r.ok] + ([default.row] if default else []),
+                                   full.latency, result)
+        finalists = [timed.get(r.candidate_id, r) for r in finalists]
+        if default is not None and default.row.candidate_id in timed:
+            default = next(iter(recommend([timed[default.row.candidate_id]], self.budget).picks), default)
+        found = recommend(finalists, self.budget)
+        if not found.feasible:
+            result.notes.append(f"the {len(finalists)} best trials fitted in the search but none when re-measured")
+            result.near_misses = found.near_misses
+            return None, None, default
+        row = min(_most_accurate_then_fastest(found.feasible, self.budget, ACCURACY_SLACK_PT),
+                  key=lambda r: r.latency_ms(self.budget.percentile))
+        p = self.budget.percentile
+        reason = (f"fastest of the {len(found.feasible)} feasible finalists within {ACCURACY_SLACK_PT} pt of the "
+                  f"most accurate on the whole test split (the same samples for all): {p} {row.latency_ms(p):.3g} "
+                  f"ms side by side, accuracy {row.accuracy:.2%}")
+        pick = Pick(family=row.family, row=row, reason=reason, margins=margins(row, self.budget))
+        return pick, recipes[row.recipe, row.runtime], default
+
+    def _side_by_side(self, rows: list[Row], latency, result: FitResult) -> dict[str, Row]:
+        """The rows with latencies timed side by side (SIDE_BY_SIDE_ROUNDS rounds in turns; a note lists them)."""
+        from edgeopt.benchmarks.profiles import get_profile
+        from edgeopt.benchmarks.sweep import time_side_by_side
+        from edgeopt.core.artifacts import Artifact
+
+        found = {r.candidate_id: self._artifact_dir(r) for r in rows}
+        missing = [f"{r.label} (no artifact at {r.artifact_path})" for r in rows if found[r.candidate_id] is None]
+        if missing:
+            result.notes.append("not timed side by side, its stored figures used: " + "; ".join(missing))
+        rows = [r for r in rows if found[r.candidate_id] is not None]
+        if len(rows) < 2:
+            return {}
+        pairs = [(Artifact.load(found[r.candidate_id], trust_code=True), r.runtime) for r in rows]
+        stats = time_side_by_side(pairs, get_profile(self.budget.device), self.budget.batch, latency,
+                                  SIDE_BY_SIDE_ROUNDS, progress=self.progress)
+        p = self.budget.percentile
+        timed, shown = {}, []
+        for row, stat in zip(rows, stats):
+            if isinstance(stat, str):
+                shown.append(f"{row.label}: failed ({stat})")
+                continue
+            figures = {k: getattr(stat, k) for k in ("mean", "median", "p90", "p95", "p99", "min", "max", "std", "cv")}
+            timed[row.candidate_id] = row.model_copy(update={
+                "latency": figures, "median_ci_low": stat.median_ci_low, "median_ci_high": stat.median_ci_high,
+                "noisy": stat.noisy})
+            shown.append(f"{row.label} {timed[row.candidate_id].latency_ms(p):.4g} ms "
+                         f"(measured alone {row.latency_ms(p):.4g})")
+        result.notes.append(f"{p} latency timed side by side ({SIDE_BY_SIDE_ROUNDS} rounds in turns, fresh worker "
+                            f"each; the figures the pick and the comparison use): " + "; ".join(shown))
+        return timed
+
+    def _artifact_dir(self, row: Row) -> Path | None:
+        """Where a stored row's artifact is now: its recorded path (relative to where that run started), or the
+        same build in this output's cache (run from another directory)."""
+        from edgeopt.pipeline import CACHE_DIR
+
+        if not row.artifact_path:
+            return None
+        recorded = Path(row.artifact_path)
+        for path in (recorded, self.output / CACHE_DIR / recorded.name):
+            if (path / "artifact.json").exists():
+                return path
+        return None
+
+
+def _most_accurate_then_fastest(rows: list[Row], budget: Budget, slack_pt: float) -> list[Row]:
+    """The most accurate row first, then every row within `slack_pt` points of it, fastest first.
+
+    Point estimates, not recommend's confidence intervals: these rows were measured on the same test samples, so
+    the noise in their difference is far below that of two independent accuracies, and the fit is after the most
+    accurate model, not merely one that cannot be told apart from it."""
+    best = max(rows, key=lambda r: (r.accuracy or 0, -r.latency_ms(budget.percentile)))
+    close = [r for r in rows if r is not best and 100 * ((best.accuracy or 0) - (r.accuracy or 0)) <= slack_pt]
+    return [best, *sorted(close, key=lambda r: r.latency_ms(budget.percentile))]
 
 
 class TrialFailed(RuntimeError):
@@ -481,29 +591,29 @@ def _failed(trial) -> bool:
 
 def _trial(t) -> Trial:
     figures = t.user_attrs.get("figures") or {}
-    return Trial(number=t.number, state="failed" if _failed(t) else t.state.name.lower(),
+    state = "failed" if _failed(t) else "repeat" if "duplicate_of" in t.user_attrs else t.state.name.lower()
+    return Trial(number=t.number, state=state,
                  recipe=t.user_attrs.get("recipe", {}).get("name"), runtime=t.params.get("runtime"),
                  phase=t.user_attrs.get("phase"), note=t.user_attrs.get("note", ""),
                  feasible=t.state.name == "COMPLETE" and not any(v > 0 for v in _constraints(t)),
                  candidate_id=t.user_attrs.get("candidate_id"), **figures)
 
 
-def compare(winner: Pick | None, rows: list[Row], budget: Budget, output: Path) -> tuple[Pick | None, str]:
-    """The default recipes' pick under the same budget (from the same store) and how the winner compares."""
+def compare(winner: Pick | None, base: Pick | None, rows: list[Row], budget: Budget, output: Path) -> str:
+    """How the winner compares with the default recipes' pick under the same budget (`rows`: the default
+    recipes' stored results)."""
     if not [r for r in rows if r.device == budget.device]:
-        return None, (f"no default-recipe results for this model on {budget.device} in {output}; run "
-                      f"`edgeopt run -o {output}` to compare with them")
-    picks = recommend(rows, budget).picks
-    if not picks:
-        return None, "none of the default recipes stored fits this budget"
-    base = picks[0]
+        return (f"no default-recipe results for this model on {budget.device} in {output}; run "
+                f"`edgeopt run -o {output}` to compare with them")
+    if base is None:
+        return "none of the default recipes stored fits this budget"
     if winner is None:
-        return base, f"the default recipes' {base.row.label} fits; the search found nothing better that fits"
+        return f"the default recipes' {base.row.label} fits; the search found nothing better that fits"
     p = budget.percentile
     gain = 100 * ((winner.row.accuracy or 0) - (base.row.accuracy or 0))
     speed = base.row.latency_ms(p) / winner.row.latency_ms(p)
-    return base, (f"{winner.row.label} vs default {base.row.label}: accuracy {gain:+.2f} pt, "
-                  f"{p} latency {speed:.2f}x lower ({winner.row.latency_ms(p):.4g} vs {base.row.latency_ms(p):.4g} ms)")
+    return (f"{winner.row.label} vs default {base.row.label}: accuracy {gain:+.2f} pt, "
+            f"{p} latency {speed:.2f}x lower ({winner.row.latency_ms(p):.4g} vs {base.row.latency_ms(p):.4g} ms)")
 
 
 def parse_duration(text: str | float | None) -> float | None:

@@ -42,6 +42,7 @@ STEP_CODE: dict[str, tuple[str, ...]] = {
     "prune": ("edgeopt.optimize.prune", "edgeopt.core.train", "edgeopt.core.models"),
     "distill": ("edgeopt.optimize.distill", "edgeopt.core.train", "edgeopt.core.models"),
     "export": ("edgeopt.export", "edgeopt.core.preprocess"),
+    "sequence": ("edgeopt.optimize.sequence", "edgeopt.core.preprocess"),
     "quantize": ("edgeopt.optimize.quantize", "edgeopt.export"),
 }
 
@@ -208,12 +209,15 @@ def _dataset_path(spec: str | None) -> Path | None:
 
 
 def recipe_node(source: Node, recipe: RecipeConfig, runtime: str) -> Node:
-    """prune -> distill -> export (unless torch fp32) -> quantize: the chain of nodes for one recipe/runtime."""
+    """prune -> distill -> sequence -> export (unless torch fp32) -> quantize: the chain of nodes for one
+    recipe/runtime."""
     node = source
     if recipe.prune is not None:
         node = make_node("prune", recipe.prune.model_dump(mode="json"), node)
     if recipe.distill is not None:
         node = make_node("distill", recipe.distill.model_dump(mode="json"), node)
+    if recipe.sequence is not None:
+        node = make_node("sequence", recipe.sequence.model_dump(mode="json"), node)
     fmt = RUNTIME_FORMAT[runtime]
     source_format = Format.ONNX if source.params.get("onnx") else Format.TORCH
     if fmt != source_format or recipe.precision != "fp32":
@@ -542,6 +546,12 @@ def _build_distill(node: Node, parent: Artifact, out: Path, progress) -> Artifac
     return distill(parent, DistillConfig.model_validate(node.params), out, progress=progress)
 
 
+def _build_sequence(node: Node, parent: Artifact, out: Path, progress) -> Artifact:
+    from edgeopt.optimize.sequence import SequenceConfig, shorten
+
+    return shorten(parent, SequenceConfig.model_validate(node.params), out)
+
+
 def _build_export(node: Node, parent: Artifact, out: Path, progress) -> Artifact:
     from edgeopt.export import export_artifact
 
@@ -555,8 +565,8 @@ def _build_quantize(node: Node, parent: Artifact, out: Path, progress) -> Artifa
 
 
 BUILDERS: dict[str, Callable[[Node, Artifact | None, Path, Any], Artifact]] = {
-    "source": _build_source, "prune": _build_prune, "distill": _build_distill, "export": _build_export,
-    "quantize": _build_quantize,
+    "source": _build_source, "prune": _build_prune, "distill": _build_distill, "sequence": _build_sequence,
+    "export": _build_export, "quantize": _build_quantize,
 }
 
 

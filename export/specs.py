@@ -85,7 +85,8 @@ class ExportSpec:
 
     def sample_inputs(self, artifact: Artifact, split: Split, batch_size: int,
                       seq_length: int | None = None, start: int = 0) -> dict[str, np.ndarray]:
-        """Real inputs: `batch_size` test samples, texts padded/truncated to exactly `seq_length` tokens."""
+        """Real inputs: `batch_size` test samples, texts padded/truncated to exactly `seq_length` tokens (each
+        text cut at the artifact's max_len first, as the deployed model receives it)."""
         from edgeopt.core.models.zoo import preprocessor_of
 
         if len(split) < start + batch_size:
@@ -94,7 +95,7 @@ class ExportSpec:
         preprocessor = preprocessor_of(artifact)
         if seq_length is None:
             return preprocessor(raw)
-        arrays = preprocessor(list(raw), max_len=seq_length)
+        arrays = preprocessor(list(raw), max_len=min(seq_length, artifact.preprocess.get("max_len") or seq_length))
         padded = {}
         for name, value in arrays.items():
             value = value[:, :seq_length]

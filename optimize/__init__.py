@@ -1,7 +1,8 @@
 """edgeopt.optimize: model-shrinking steps, each a plain function `Artifact -> Artifact` with a pydantic config.
 
-prune (torch -> smaller torch), distill (torch teacher -> torch student), quantize (ONNX / OpenVINO ->
-INT8 / FP16). They compose: prune -> distill -> export -> quantize. One explicit registry, STEPS.
+prune (torch -> smaller torch), distill (torch teacher -> torch student), sequence (text: fewer tokens per
+text), quantize (ONNX / OpenVINO -> INT8 / FP16). They compose: prune -> distill -> sequence -> export ->
+quantize. One explicit registry, STEPS.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from .distill import DistillConfig, distill
 from .prune import PruneConfig, prune
 from .quantize import QuantizeConfig, quantize
+from .sequence import SequenceConfig, shorten
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Step:
 STEPS: dict[str, Step] = {
     "prune": Step("prune", prune, PruneConfig),
     "distill": Step("distill", distill, DistillConfig),
+    "sequence": Step("sequence", shorten, SequenceConfig),
     "quantize": Step("quantize", quantize, QuantizeConfig),
 }
 
@@ -35,5 +38,5 @@ def list_steps() -> list[str]:
     return sorted(STEPS)
 
 
-__all__ = ["DistillConfig", "PruneConfig", "QuantizeConfig", "STEPS", "Step", "distill", "list_steps", "prune",
-           "quantize"]
+__all__ = ["DistillConfig", "PruneConfig", "QuantizeConfig", "STEPS", "SequenceConfig", "Step", "distill",
+           "list_steps", "prune", "quantize", "shorten"]

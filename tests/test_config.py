@@ -34,7 +34,8 @@ def test_default_config_covers_families_techniques_and_runtimes():
     ({"models": {"cnn": {"zoo": "vgg"}}},
      "models.cnn.zoo: expected 'cnn', 'resnet', 'lstm' or 'bert', got 'vgg' (str)"),
     ({"models": {"cnn": {"zoo": "cnn", "recipes": [{"name": "x", "quantise": {}}]}}},
-     "models.cnn.recipes.0.quantise: unknown key; allowed: name, prune, distill, quantize, precision, runtimes"),
+     "models.cnn.recipes.0.quantise: unknown key; allowed: name, prune, distill, sequence, quantize, precision, "
+     "runtimes"),
     ({"models": {"cnn": {"zoo": "cnn", "recipes": [{"name": "x", "quantize": {"mode": "int4"},
                                                     "runtimes": ["onnxruntime"]}]}}},
      "models.cnn.recipes.0.quantize.mode: expected 'dynamic', 'static', 'fp16' or 'accuracy_control', got 'int4'"),

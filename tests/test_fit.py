@@ -77,6 +77,45 @@ def test_probes_are_the_smallest_structures():
     assert set(PRECISIONS["openvino"]) == {"fp32", "fp16", "int8-static"}
 
 
+def test_text_searches_choose_the_sequence_length():
+    """Text models: tokens per text is a knob (a fixed input shape); the probes take the shortest."""
+    space = SearchSpace(Family.BERT, ["onnxruntime"], max_len=64)
+    assert space.lengths == [32, 40, 48, 56, 64]
+    params = {"arch": "source", "max_len": 48, "runtime": "onnxruntime", "precision_onnxruntime": "int8-dynamic"}
+    recipe = space.recipe(params, "full")
+    assert recipe.sequence.max_len == 48 and recipe.name == "fit-src-len48-int8-dynamic"
+    assert space.recipe(params | {"max_len": 64}, "full").sequence is None  # the source's own length
+    assert all(p["max_len"] == 32 for p in space.probes())
+    assert SearchSpace(Family.CNN, ["onnxruntime"], max_len=64).lengths == []
+
+
+def test_a_repeated_proposal_is_not_measured_again(tmp_path, monkeypatch):
+    """A proposal measured before becomes a 'repeat' (pruned: not measured, not counted against --trials), and
+    a search whose sampler proposes nothing new stops."""
+    from edgeopt import fit as fit_module
+    from edgeopt.results import Row
+
+    only = {"arch": "source", "runtime": "onnxruntime", "precision_onnxruntime": "fp32"}
+    measured = []
+
+    def measure(self, recipe, settings):
+        measured.append(recipe.name)
+        return Row(candidate_id=f"cnn/{recipe.name}#{len(measured)}", model="cnn", recipe=recipe.name, family="cnn",
+                   format="onnx", precision="fp32", runtime="onnxruntime", device="cpu-1t", batch_size=1,
+                   latency={"p95": 0.5}, accuracy=0.9, accuracy_samples=1000, memory_mb=100, size_mb=1)
+
+    monkeypatch.setattr(fit_module.Search, "measure", measure)
+    monkeypatch.setattr(fit_module.SearchSpace, "probes", lambda self: [only])
+    monkeypatch.setattr(fit_module.SearchSpace, "sample",
+                        lambda self, trial: {k: trial.suggest_categorical(k, [v]) for k, v in only.items()})
+    monkeypatch.setattr(fit_module, "EXHAUSTED_AFTER", 4)
+    result = fit("cnn", Budget(device="cpu-1t", max_latency_ms=1), trials=3, runtimes=["onnxruntime"],
+                 output=tmp_path)
+    assert measured == ["fit-src-fp32"]
+    assert [t.state for t in result.trials] == ["complete"] + ["repeat"] * 4
+    assert all(t.note == "same choices as trial 0: not measured again" for t in result.trials[1:])
+
+
 def test_durations_and_bad_input(tmp_path):
     assert (parse_duration("90"), parse_duration("90s"), parse_duration("20m"), parse_duration("1.5h")) == \
         (90, 90, 1200, 5400)
@@ -182,7 +221,8 @@ def test_search_finds_a_remeasured_winner_and_resumes_after_kill(tmp_path):
     result = json.loads(done.stdout)
     trials = {t["number"]: t for t in result["trials"]}
     study = optuna.load_study(study_name=result["study"], storage=f"sqlite:///{tmp_path / 'fit.db'}")
-    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials) == 3  # --trials counts resumed ones
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") and "duplicate_of" not in t.user_attrs
+               for t in study.trials) == 3  # --trials counts resumed ones, not repeated proposals
     for number, (value, candidate) in kept.items():  # finished before the kill: kept as they were
         assert trials[number]["candidate_id"] == candidate
         assert trials[number]["accuracy"] == pytest.approx(value)

@@ -62,7 +62,8 @@ def _render(result) -> None:
     p = result.budget.percentile
     states = [t.state for t in result.trials]
     console.print(f"{len(states)} trials ({states.count('complete')} complete, {states.count('pruned')} pruned, "
-                  f"{states.count('failed')} failed) in {result.seconds:.0f} s; budget: {result.budget.describe()}")
+                  f"{states.count('failed')} failed, {states.count('repeat')} repeated proposals) in "
+                  f"{result.seconds:.0f} s; budget: {result.budget.describe()}")
     if result.winner is not None:
         row = result.winner.row
         console.print(f"[bold green]winner:[/] {escape(row.label)} on {row.device}: accuracy "

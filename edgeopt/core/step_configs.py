@@ -1,4 +1,4 @@
-"""The typed configs of the training loop and of each optimization step (prune, distill, quantize).
+"""The typed configs of the training loop and of each optimization step (prune, distill, sequence, quantize).
 
 They live here, apart from the steps that use them, because `edgeopt.config` validates a whole sweep with them
 and importing the config must not import torch: the steps themselves import it on first use.
@@ -101,6 +101,13 @@ STUDENTS_FOR: dict[Family, tuple[str, ...]] = {
     Family.BERT: ("bert", "textcnn", "bilstm"),
     Family.LSTM: ("lstm", "gru", "bilstm", "textcnn"),
 }
+
+
+class SequenceConfig(StrictModel):
+    """Text models: the fixed number of tokens per text the deployed model takes."""
+
+    max_len: int = Field(ge=8, le=512, description="tokens per text, at most the model's own max_len (longer "
+                                                   "texts are truncated; fewer tokens run faster)")
 
 
 class DistillConfig(StrictModel):
