@@ -127,6 +127,19 @@ class SearchSpace:
                 f"precision_{r}": self.precisions(r)[-1]} | ({"calibration": "minmax"} if r == "onnxruntime" else {})
                 for r in self.runtimes]
 
+    def neighbours(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The same choices one step along an ordered knob (tokens per text, pruning ratio): where the best
+        feasible trial is, the next step trades a little speed for accuracy or the reverse, and the trained
+        network is shared (tokens per text) or close (ratio)."""
+        found = []
+        if params.get("max_len") in self.lengths:
+            at = self.lengths.index(params["max_len"])
+            found += [params | {"max_len": self.lengths[i]} for i in (at - 1, at + 1) if 0 <= i < len(self.lengths)]
+        if params.get("arch") == "prune":
+            found += [params | {"ratio": round(params["ratio"] + step, 1)} for step in (-0.1, 0.1)
+                      if PRUNE_RATIOS[0] <= round(params["ratio"] + step, 1) <= PRUNE_RATIOS[1]]
+        return found
+
     def trains(self, params: dict[str, Any]) -> bool:
         return params["arch"] != "source"
 
@@ -139,7 +152,7 @@ class SearchSpace:
         schedule = {"structure": STRUCTURE_SCHEDULE, "short": SHORT_SCHEDULE | self.cap, "full": self.cap}[phase]
         if params["arch"] == "prune":
             train = PRUNE_TRAIN[self.family] | schedule
-            fields["prune"] = {"ratio": params["ratio"], "eval_samples": 1000, "val_samples": 1000,
+            fields["prune"] = {"ratio": round(params["ratio"], 2), "eval_samples": 1000, "val_samples": 1000,
                                "finetune": None if phase == "structure" else train}
             slug = [f"p{round(100 * params['ratio'])}"]
             if "head_ratio" in params:
@@ -350,7 +363,7 @@ class Search:
         import optuna
 
         params = self.space.sample(trial)
-        earlier = next((t for t in trial.study.get_trials(deepcopy=False) if t.params == params
+        earlier = next((t for t in trial.study.get_trials(deepcopy=False) if _same(t.params, params)
                         and t.state.is_finished() and "duplicate_of" not in t.user_attrs), None)
         if earlier is not None:  # pruned, not its value again: a repeat must not make the sampler repeat it more
             trial.set_user_attr("duplicate_of", earlier.number)
@@ -401,6 +414,7 @@ class Search:
         self.progress(f"trial {trial.number} {trial.state.name.lower()}: {attrs.get('recipe', {}).get('name', '?')} "
                       f"on {trial.params.get('runtime', '?')} [{attrs.get('phase', '-')}] {shown} - "
                       f"{attrs.get('note', '')}")
+        self._explore_around_best(study, trial)
         if self._already_impossible(study):
             self.progress("no structure fits the cost limits, even the smallest on each runtime: stopping")
             study.stop()
@@ -409,6 +423,18 @@ class Search:
             study.stop()
         elif self._enough(study):
             study.stop()
+
+    def _explore_around_best(self, study, trial) -> None:
+        """A trial that is the new best feasible one queues its neighbours (next, before the sampler's own
+        proposals): TPE samples each knob on its own and may never try the best recipe one step longer."""
+        if not _feasible(trial):
+            return
+        best = max((t for t in study.get_trials(deepcopy=False) if _feasible(t)), key=lambda t: t.value or 0.0)
+        if best.number != trial.number:
+            return
+        for params in self.space.neighbours(trial.params):
+            if not any(_same(t.params, params) for t in study.get_trials(deepcopy=False)):
+                study.enqueue_trial(params, user_attrs={"neighbour_of": trial.number}, skip_if_exists=True)
 
     def _already_impossible(self, study) -> bool:
         """True once every probe (the smallest structure per runtime) was measured and rejected."""
@@ -479,8 +505,7 @@ class Search:
         fastest ones as accurate as it) are re-measured with the default run's settings on the whole test split,
         then timed side by side with the default recipes' pick, in turns in fresh workers. The pick is
         recommend's among the finalists on those side-by-side latencies; the default pick is returned with them."""
-        feasible = {t.user_attrs.get("candidate_id"): t for t in study.trials if t.state.name == "COMPLETE"
-                    and t.user_attrs.get("phase") == "full" and not any(v > 0 for v in _constraints(t))}
+        feasible = {t.user_attrs.get("candidate_id"): t for t in study.trials if _feasible(t)}
         rows = [r for r in searched if r.ok and r.candidate_id in feasible]
         recipes: dict[tuple[str, str], RecipeConfig] = {}
         if rows:
@@ -581,6 +606,20 @@ def _constrain(trial, row: Row, budget: Budget) -> None:
         trial.set_constraint(margin.constraint, margin.relative_miss)
 
 
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The same choices (Optuna's stepped floats come back as 0.30000000000000004)."""
+    def rounded(params):
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in params.items()}
+
+    return rounded(a) == rounded(b)
+
+
+def _feasible(trial) -> bool:
+    """Fully trained and within every limit of the budget."""
+    return (trial.state.name == "COMPLETE" and trial.user_attrs.get("phase") == "full"
+            and not any(v > 0 for v in _constraints(trial)))
+
+
 def _constraints(trial) -> list[float]:
     return list(trial.constraints.values()) or [1.0]
 
@@ -595,7 +634,7 @@ def _trial(t) -> Trial:
     return Trial(number=t.number, state=state,
                  recipe=t.user_attrs.get("recipe", {}).get("name"), runtime=t.params.get("runtime"),
                  phase=t.user_attrs.get("phase"), note=t.user_attrs.get("note", ""),
-                 feasible=t.state.name == "COMPLETE" and not any(v > 0 for v in _constraints(t)),
+                 feasible=_feasible(t),
                  candidate_id=t.user_attrs.get("candidate_id"), **figures)
 
 

@@ -116,6 +116,31 @@ def test_a_repeated_proposal_is_not_measured_again(tmp_path, monkeypatch):
     assert all(t.note == "same choices as trial 0: not measured again" for t in result.trials[1:])
 
 
+def test_the_best_feasible_trial_queues_its_neighbours(tmp_path, monkeypatch):
+    """One step along tokens per text and pruning ratio; the new best feasible trial's neighbours run next."""
+    from edgeopt import fit as fit_module
+    from edgeopt.results import Row
+
+    space = SearchSpace(Family.LSTM, ["onnxruntime"], max_len=64)
+    params = {"arch": "prune", "ratio": 0.30000000000000004, "max_len": 40, "runtime": "onnxruntime",
+              "precision_onnxruntime": "int8-dynamic"}
+    assert [(p["max_len"], round(p["ratio"], 6)) for p in space.neighbours(params)] == \
+        [(32, 0.3), (48, 0.3), (40, 0.2), (40, 0.4)]
+    assert space.recipe(params, "full").prune.ratio == 0.3  # Optuna's stepped float, as the recipe states it
+
+    def measure(self, recipe, settings):
+        return Row(candidate_id=f"lstm/{recipe.name}#1", model="lstm", recipe=recipe.name, family="lstm",
+                   format="onnx", precision="fp32", runtime="onnxruntime", device="cpu-1t", batch_size=1,
+                   latency={"p95": 0.1}, accuracy=0.8, accuracy_samples=1000, memory_mb=100, size_mb=1)
+
+    monkeypatch.setattr(fit_module.Search, "measure", measure)
+    first = {"arch": "source", "max_len": 48, "runtime": "onnxruntime", "precision_onnxruntime": "fp32"}
+    monkeypatch.setattr(fit_module.SearchSpace, "probes", lambda self: [first])
+    result = fit("lstm", Budget(device="cpu-1t", max_latency_ms=1), trials=3, runtimes=["onnxruntime"],
+                 output=tmp_path)
+    assert [t.recipe for t in result.trials] == ["fit-src-len48-fp32", "fit-src-len40-fp32", "fit-src-len56-fp32"]
+
+
 def test_durations_and_bad_input(tmp_path):
     assert (parse_duration("90"), parse_duration("90s"), parse_duration("20m"), parse_duration("1.5h")) == \
         (90, 90, 1200, 5400)
