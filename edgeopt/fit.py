@@ -331,8 +331,10 @@ class Search:
         return result
 
     def _enough(self, study) -> bool:
-        """--trials counts finished trials that measured something: a repeated proposal is not one."""
-        done = [t for t in study.trials if t.state.is_finished() and "duplicate_of" not in t.user_attrs]
+        """--trials counts complete and pruned trials: not a repeated proposal, nor one a kill interrupted (Optuna
+        fails it and retries it)."""
+        done = [t for t in study.trials
+                if t.state.name in ("COMPLETE", "PRUNED") and "duplicate_of" not in t.user_attrs]
         return bool(self.config.trials) and len(done) >= self.config.trials
 
     def _exhausted(self, study) -> bool:
@@ -475,8 +477,9 @@ class Search:
         if self.impossible:
             result.notes.append("impossible budget: the smallest structure on every runtime misses a cost limit "
                                 "(measured before any training); see near_misses for what to relax")
-        finals = [result.winner.row] if result.winner else []
-        result.report = str(self._report(result, trained + baseline + finals))
+        shown = {r.candidate_id: r for r in trained + baseline}  # the answer's rows with their side-by-side figures
+        shown.update({p.row.candidate_id: p.row for p in (result.baseline, result.winner) if p is not None})
+        result.report = str(self._report(result, list(shown.values())))
         return result
 
     def _report(self, result: FitResult, rows: list[Row]) -> Path:
@@ -491,6 +494,9 @@ class Search:
                      and (t.recipe, t.runtime) == (result.winner.row.recipe, result.winner.row.runtime)), None)
         data = build_report(rows, budget=self.budget, title=f"edgeopt fit {self.config.model}",
                             notes=result.notes + [result.comparison])
+        if result.winner is not None and data.recommendation is not None:  # the search's answer, not a re-pick
+            others = [p for p in data.recommendation.picks if p.family != result.winner.family]
+            data.recommendation.picks = [result.winner, *others]
         section = (f"<h2>Search trials ({len(result.trials)}; short-schedule points are trials the pruner "
                    f"stopped)</h2>" + trials_plot(points, self.budget, pick))
         path = self.output / "report-fit.html"

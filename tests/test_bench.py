@@ -164,7 +164,7 @@ KILLABLE_BENCH = textwrap.dedent("""
     from edgeopt.store import ResultStore
 
     latency = LatencyConfig(warmup_runs=1, warmup_seconds=0, min_runs=5, min_seconds=float(sys.argv[3]),
-                            max_seconds=120, rounds=1)
+                            max_seconds=120, max_runs=10**9, rounds=1)  # a fast model must not finish early
     with ResultStore(sys.argv[2]) as store:
         bench([sys.argv[1]], devices=["cpu-1t"], config=BenchConfig(latency=latency, accuracy_samples=64), store=store)
 """)

@@ -15,9 +15,10 @@ from edgeopt.optimize.prune import check_traceable, prune_rnn_hidden
 
 
 def test_steps_registry_lists_every_technique():
-    assert set(STEPS) == {"prune", "distill", "quantize"}
+    assert set(STEPS) == {"prune", "distill", "sequence", "quantize"}
     for step in STEPS.values():
-        assert callable(step.run) and step.config_class().model_dump()
+        required = {"max_len": 32} if step.name == "sequence" else {}  # tokens per text has no sensible default
+        assert callable(step.run) and step.config_class(**required).model_dump()
 
 
 def test_prune_cnn_by_ratio_is_smaller_and_reloads(cnn_artifact, fashion, tmp_path):
