@@ -159,8 +159,11 @@ def _workers(mark: str = "") -> list[psutil.Process]:
 
 
 KILLABLE_BENCH = textwrap.dedent("""
+    import signal
     import sys
     from edgeopt.benchmarks import BenchConfig, LatencyConfig, bench
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C's, even where the test runs in the background
     from edgeopt.store import ResultStore
 
     latency = LatencyConfig(warmup_runs=1, warmup_seconds=0, min_runs=5, min_seconds=float(sys.argv[3]),
