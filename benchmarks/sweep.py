@@ -366,6 +366,7 @@ def time_side_by_side(candidates: list[tuple[Artifact, str]], profile: DevicePro
 
     config = BenchConfig(batch_sizes=[batch_size], latency=latency, accuracy_samples=1)
     samples: list[list[list[float]] | str] = [[] for _ in candidates]
+    one_round = latency.model_copy(update={"rounds": 1})
     with tempfile.TemporaryDirectory(prefix="edgeopt-side-by-side-") as tmp:
         inputs = [prepare_inputs(artifact, config, Path(tmp)) for artifact, _ in candidates]
         for index in range(rounds):
@@ -374,7 +375,6 @@ def time_side_by_side(candidates: list[tuple[Artifact, str]], profile: DevicePro
                     continue
                 if progress:
                     progress(f"side by side, round {index + 1}/{rounds}: {artifact.name} on {runtime}")
-                one_round = latency.model_copy(update={"rounds": 1})
                 outcome, _ = run_worker(artifact, runtime, profile, inputs[i], [batch_size], one_round,
                                         accuracy=False, timeout_s=timeout_s)
                 if outcome.error:

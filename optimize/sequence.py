@@ -16,7 +16,7 @@ import numpy as np
 from edgeopt.core.artifacts import Artifact, Family, check_output
 from edgeopt.core.data import dataset_of
 from edgeopt.core.errors import InvalidInput
-from edgeopt.core.preprocess import load_preprocessor
+from edgeopt.core.models.zoo import preprocessor_of
 from edgeopt.core.step_configs import SequenceConfig
 
 UNLIMITED = 100_000  # tokens: no text here is longer
@@ -32,7 +32,7 @@ def shorten(artifact: Artifact, config: SequenceConfig, out_dir: Path, progress=
         raise InvalidInput(f"{artifact.path}: max_len {config.max_len} is above the model's own {current}; a "
                            f"shorter sequence is the point (at most {current})")
     out_dir = check_output(out_dir, artifact, force)
-    counts = token_counts(load_preprocessor(artifact.path, artifact.preprocess), list(dataset_of(artifact).test.inputs))
+    counts = token_counts(preprocessor_of(artifact), list(dataset_of(artifact).test.inputs))
     truncated = float((counts > config.max_len).mean())
     before = float((counts > current).mean())
     child = artifact.derive(out_dir, preprocess={**artifact.preprocess, "max_len": config.max_len},
